@@ -1,0 +1,57 @@
+"""The types every log format works with.
+
+A format turns one decoded line into a `Record`; `worker.events` then groups records
+into documents-to-be. Formats never see more than one line, which keeps them plain,
+fast and testable line by line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(slots=True)
+class Line:
+    """One decoded line of a log file."""
+
+    number: int  # 1-based line number in the decompressed file
+    text: str  # without the line terminator, ANSI codes removed
+    truncated: bool = False  # cut at the configured maximum line length
+
+
+@dataclass(slots=True)
+class Record:
+    """What a format understood of one line.
+
+    `timestamp` is ISO-8601 in UTC ending in "Z" (e.g. "2013-09-27T18:22:11.255Z"),
+    keeping the line's own fractional digits, or None when the line has no timestamp.
+    `message` is the line without its timestamp/level prefix.
+    `fields` holds what the format parsed: loglevel, module, pid, request_id, host, program.
+    `continuation` is set by formats that know a line belongs to the previous event
+    (an oslo TRACE line); plain traceback detection is done by `worker.events`.
+    """
+
+    line: Line
+    timestamp: str | None
+    message: str
+    fields: dict[str, str] = field(default_factory=dict)
+    continuation: bool = False
+
+
+@dataclass(slots=True)
+class ParseContext:
+    """What a format may need beyond the line itself."""
+
+    # The year of log lines that carry none (syslog, journald) is taken from here:
+    # the build's time when known, else the file's Last-Modified time.
+    reference_time: datetime
+
+
+class Format(Protocol):
+    """A log format: a name and a function from one line to a Record."""
+
+    name: str
+
+    def parse_line(self, line: Line, context: ParseContext) -> Record: ...

@@ -1,0 +1,121 @@
+"""The push-log job: its arguments in, its answer out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from worker.errors import JobError
+
+FUNCTION_NAME = "push-log"
+
+
+@dataclass(frozen=True, slots=True)
+class FileOptions:
+    """Per-file choices made by the file rules and carried in the job."""
+
+    format: str | None = None  # force a format; otherwise chosen by tags, then sniffed
+    drop_debug: bool = False
+    drop_xtrace: bool = False  # drop leading "+ " shell xtrace lines
+
+    @classmethod
+    def from_mapping(cls, raw: Any, where: str = "options") -> FileOptions:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise JobError(f"{where} must be an object, got {type(raw).__name__}")
+        unknown = set(raw) - {"format", "drop_debug", "drop_xtrace"}
+        if unknown:
+            raise JobError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}")
+        fmt = raw.get("format")
+        if fmt is not None and not isinstance(fmt, str):
+            raise JobError(f"{where}.format must be a string")
+        for key in ("drop_debug", "drop_xtrace"):
+            if key in raw and not isinstance(raw[key], bool):
+                raise JobError(f"{where}.{key} must be true or false")
+        return cls(
+            format=fmt,
+            drop_debug=bool(raw.get("drop_debug", False)),
+            drop_xtrace=bool(raw.get("drop_xtrace", False)),
+        )
+
+    def to_mapping(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, False)}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    source_url: str
+    fields: dict[str, Any]
+    tags: tuple[str, ...]
+    retry: bool = False
+    options: FileOptions = field(default_factory=FileOptions)
+
+    def to_payload(self) -> bytes:
+        payload: dict[str, Any] = {
+            "source_url": self.source_url,
+            "retry": self.retry,
+            "event": {"fields": self.fields, "tags": list(self.tags)},
+        }
+        if self.options != FileOptions():
+            payload["options"] = self.options.to_mapping()
+        return orjson.dumps(payload)
+
+
+def parse_job(arguments: bytes) -> Job:
+    """Read a push-log job's JSON arguments; accepts the legacy @fields/@tags keys."""
+    try:
+        payload = orjson.loads(arguments)
+    except orjson.JSONDecodeError as exc:
+        raise JobError(f"job arguments are not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise JobError("job arguments must be a JSON object")
+    source_url = payload.get("source_url")
+    if not isinstance(source_url, str) or not source_url:
+        raise JobError("job has no source_url")
+    event = payload.get("event", {})
+    if not isinstance(event, dict):
+        raise JobError("job event must be an object")
+    fields = event.get("fields", event.get("@fields", {}))
+    tags = event.get("tags", event.get("@tags", []))
+    if not isinstance(fields, dict):
+        raise JobError("job event.fields must be an object")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise JobError("job event.tags must be a list of strings")
+    retry = payload.get("retry", False)
+    if not isinstance(retry, bool):
+        raise JobError("job retry must be true or false")
+    return Job(
+        source_url=source_url,
+        fields=fields,
+        tags=tuple(tags),
+        retry=retry,
+        options=FileOptions.from_mapping(payload.get("options")),
+    )
+
+
+@dataclass(slots=True)
+class JobSummary:
+    """The answer of a finished job (WORK_COMPLETE data)."""
+
+    source_url: str
+    lines: int = 0  # lines read from the decompressed file
+    documents: int = 0  # documents built (after grouping and dropping)
+    indexed: int = 0  # documents the sink accepted
+    dropped: int = 0  # lines dropped on purpose (DEBUG, xtrace per file rule)
+    failed: int = 0  # documents the sink refused
+    errors: list[str] = field(default_factory=list)  # first few refusal reasons
+    bytes: int = 0  # decompressed bytes read
+    compressed_bytes: int = 0  # bytes received
+    truncated_lines: int = 0
+    seconds: float = 0.0
+    format: str = ""
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: bytes) -> JobSummary:
+        return cls(**orjson.loads(data))
