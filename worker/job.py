@@ -107,7 +107,7 @@ class JobSummary:
     dropped: int = 0  # lines dropped on purpose (DEBUG, xtrace per file rule)
     failed: int = 0  # documents the sink refused
     errors: list[str] = field(default_factory=list)  # first few refusal reasons
-    bytes: int = 0  # decompressed bytes read
+    decompressed_bytes: int = 0
     compressed_bytes: int = 0  # bytes received
     truncated_lines: int = 0
     seconds: float = 0.0

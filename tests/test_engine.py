@@ -1,0 +1,54 @@
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.engines import run_engine_tool, start_engine
+
+
+def get(url: str) -> tuple[dict[str, Any], dict[str, str]]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        headers = {key.lower(): value for key, value in response.headers.items()}
+        return json.loads(response.read()), headers
+
+
+def test_elasticsearch_is_version_8(elasticsearch_url: str) -> None:
+    # `GET /` is not served by the integ-test-zip (no rest-root module, it answers
+    # 405), so the version comes from the local node's info instead.
+    body, headers = get(f"{elasticsearch_url}/_nodes/_local?filter_path=nodes.*.version")
+    assert headers.get("x-elastic-product") == "Elasticsearch"
+    (node,) = body["nodes"].values()
+    assert node["version"].startswith("8.")
+
+
+def test_opensearch_root_reports_distribution(opensearch_url: str) -> None:
+    body, _ = get(f"{opensearch_url}/")
+    assert body["version"]["distribution"] == "opensearch"
+    assert body["version"]["number"].startswith("3.")
+
+
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+def test_cluster_is_healthy(engine: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue(f"{engine}_url")
+    body, _ = get(f"{url}/_cluster/health")
+    assert body["status"] in ("green", "yellow")
+
+
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+def test_status_reports_running(engine: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue(f"{engine}_url")
+    result = run_engine_tool("status", engine, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"{engine}: running {url}" in result.stdout
+
+
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+def test_starting_a_running_engine_is_quick_and_stable(
+    engine: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue(f"{engine}_url")
+    began = time.monotonic()
+    assert start_engine(engine) == url
+    assert time.monotonic() - began < 10

@@ -1,0 +1,89 @@
+"""The `_bulk` body: documents in, chunks of NDJSON out, per-item results read back.
+
+Pure functions with no I/O, so chunking is separate from sending (and testable alone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from worker.documents import Document
+
+
+@dataclass(slots=True)
+class Chunk:
+    ids: list[str]
+    lines: list[bytes]  # action and source lines, each ending in "\n"
+    size: int = 0
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.lines)
+
+    def select(self, positions: Iterable[int]) -> Chunk:
+        """The sub-chunk of the items at `positions` (to retry only what was rejected)."""
+        ids: list[str] = []
+        lines: list[bytes] = []
+        for i in positions:
+            ids.append(self.ids[i])
+            lines.append(self.lines[2 * i])
+            lines.append(self.lines[2 * i + 1])
+        return Chunk(ids, lines, sum(len(line) for line in lines))
+
+
+def serialize(document: Document) -> tuple[bytes, bytes]:
+    action = b'{"index":{"_index":"%s","_id":"%s"}}\n' % (
+        document.index.encode(),
+        document.id.encode(),
+    )
+    return action, orjson.dumps(document.source, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def chunk_documents(
+    documents: Iterable[Document], *, max_documents: int, max_bytes: int
+) -> Iterator[Chunk]:
+    """Group serialised documents into chunks bounded by count and by bytes."""
+    chunk = Chunk([], [])
+    for document in documents:
+        action, source = serialize(document)
+        size = len(action) + len(source)
+        if chunk.ids and (len(chunk.ids) >= max_documents or chunk.size + size > max_bytes):
+            yield chunk
+            chunk = Chunk([], [])
+        chunk.ids.append(document.id)
+        chunk.lines.append(action)
+        chunk.lines.append(source)
+        chunk.size += size
+    if chunk.ids:
+        yield chunk
+
+
+@dataclass(slots=True)
+class ItemOutcome:
+    retry: list[int]  # positions rejected for load (429): worth sending again
+    failed: list[tuple[int, str]]  # positions refused for good, with the reason
+
+
+def read_items(response: dict[str, Any]) -> ItemOutcome:
+    outcome = ItemOutcome([], [])
+    if not response.get("errors"):
+        return outcome
+    for position, item in enumerate(response.get("items", [])):
+        result = next(iter(item.values()))
+        status = int(result.get("status", 500))
+        if status < 300:
+            continue
+        if status == 429:
+            outcome.retry.append(position)
+        else:
+            error = result.get("error") or {}
+            if isinstance(error, dict):
+                reason = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+            else:
+                reason = str(error)
+            outcome.failed.append((position, f"{result.get('_id')}: {reason}"))
+    return outcome

@@ -1,0 +1,68 @@
+"""Elasticsearch sink, through the official `elasticsearch` client (9.x)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elastic_transport import TransportError
+from elasticsearch import ApiError, Elasticsearch
+
+from worker.config import SinkConfig
+from worker.sinks.engine import EngineSink, EngineUnavailable
+
+# The 9.x client asks for "compatible-with=9", which Elasticsearch 8 refuses; ES 9 still
+# honours "compatible-with=8" (REST compatibility with the previous major), so asking for
+# 8 lets one sink serve both. The client rewrites plain application/json to 9, hence these.
+_COMPAT = "compatible-with=8"
+JSON_HEADERS = {
+    "accept": f"application/vnd.elasticsearch+json; {_COMPAT}",
+    "content-type": f"application/vnd.elasticsearch+json; {_COMPAT}",
+}
+NDJSON_HEADERS = {
+    "accept": f"application/vnd.elasticsearch+json; {_COMPAT}",
+    "content-type": f"application/vnd.elasticsearch+x-ndjson; {_COMPAT}",
+}
+
+
+class ElasticsearchSink(EngineSink):
+    def __init__(self, base_url: str, config: SinkConfig) -> None:
+        super().__init__(config)
+        options: dict[str, Any] = {
+            "request_timeout": config.request_timeout,
+            "verify_certs": config.verify_certs,
+            # Retries are ours (EngineSink._send), with backoff and per-item handling.
+            "max_retries": 0,
+            "retry_on_timeout": False,
+        }
+        if config.ca_certs:
+            options["ca_certs"] = config.ca_certs
+        if config.api_key:
+            options["api_key"] = config.api_key
+        elif config.username:
+            options["basic_auth"] = (config.username, config.password or "")
+        self.base_url = base_url
+        self.client = Elasticsearch(base_url, **options)
+
+    def _perform(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        ndjson: bool = False,
+        params: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        headers = NDJSON_HEADERS if ndjson else JSON_HEADERS
+        try:
+            response = self.client.perform_request(
+                method, path, headers=headers, body=body, params=params
+            )
+        except ApiError as exc:
+            return exc.meta.status, exc.body
+        except TransportError as exc:
+            reason = f"Elasticsearch at {self.base_url} unreachable: {exc}"
+            raise EngineUnavailable(reason) from None
+        return response.meta.status, response.body
+
+    def close(self) -> None:
+        self.client.close()

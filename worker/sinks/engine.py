@@ -1,0 +1,203 @@
+"""What Elasticsearch and OpenSearch sinks share: the REST calls we make are the same.
+
+Subclasses only say how one HTTP request is sent (each with its own official client).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from worker.config import SinkConfig, resource_path
+from worker.documents import Document
+from worker.errors import QueryError, SinkError
+from worker.sinks.base import SearchResult, WriteResult
+from worker.sinks.bulk import Chunk, chunk_documents, read_items
+
+# Statuses meaning "too busy now", for which a whole request is worth sending again.
+OVERLOADED = frozenset({429, 502, 503, 504})
+TEMPLATE_NAME = "ci-log-indexer"
+
+
+class EngineUnavailable(SinkError):
+    """The engine could not be reached (connection refused, timeout)."""
+
+
+class EngineSink:
+    def __init__(self, config: SinkConfig) -> None:
+        self.config = config
+        self.pattern = f"{config.index_prefix}*"
+
+    # -- the one thing subclasses provide ------------------------------------------
+    def _perform(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        ndjson: bool = False,
+        params: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """Send one request; return (status, decoded JSON body) for any HTTP status.
+
+        Raises EngineUnavailable when no HTTP answer came back at all.
+        """
+        raise NotImplementedError
+
+    # -- Sink interface ----------------------------------------------------------------
+    def prepare(self) -> None:
+        if not self.config.install_template:
+            return
+        status, _ = self._perform("GET", f"/_index_template/{TEMPLATE_NAME}")
+        if status == 200:
+            return
+        template = index_template(self.config.index_prefix)
+        status, body = self._perform(
+            "PUT", f"/_index_template/{TEMPLATE_NAME}", orjson.dumps(template)
+        )
+        if status >= 300:
+            raise SinkError(f"installing index template failed: HTTP {status}: {reason(body)}")
+
+    def write(self, documents: Iterable[Document]) -> WriteResult:
+        result = WriteResult()
+        for chunk in chunk_documents(
+            documents,
+            max_documents=self.config.chunk_documents,
+            max_bytes=self.config.chunk_bytes,
+        ):
+            self._send(chunk, result)
+        return result
+
+    def _send(self, chunk: Chunk, result: WriteResult) -> None:
+        """Send a chunk; retry what the engine rejected for load, count what it refused."""
+        delay = self.config.backoff
+        last = ""
+        for attempt in range(self.config.max_retries + 1):
+            if attempt:
+                time.sleep(delay)
+                delay *= 2
+            try:
+                status, body = self._perform("POST", "/_bulk", chunk.body, ndjson=True)
+            except EngineUnavailable as exc:
+                last = str(exc)
+                continue
+            if status in OVERLOADED:
+                last = f"HTTP {status}: {reason(body)}"
+                continue
+            if status >= 300:
+                result.add_error(f"bulk refused: HTTP {status}: {reason(body)}", len(chunk.ids))
+                return
+            outcome = read_items(body)
+            result.indexed += len(chunk.ids) - len(outcome.retry) - len(outcome.failed)
+            for _, why in outcome.failed:
+                result.add_error(why)
+            if not outcome.retry:
+                return
+            last = f"{len(outcome.retry)} documents rejected with HTTP 429"
+            chunk = chunk.select(outcome.retry)
+        # An engine that stays away fails the job, so it is retried as a whole later.
+        raise SinkError(
+            f"bulk gave up after {self.config.max_retries} retries "
+            f"({len(chunk.ids)} documents unsent): {last}"
+        )
+
+    def refresh(self) -> None:
+        self._checked("POST", f"/{self.pattern}/_refresh")
+
+    def count(self, query: str = "*") -> int:
+        body = {"query": self._query(query)}
+        response = self._checked("POST", f"/{self.pattern}/_count", orjson.dumps(body))
+        return int(response["count"])
+
+    def search(self, query: str, size: int = 10) -> SearchResult:
+        body = {
+            "query": self._query(query),
+            "size": size,
+            "sort": [{"@timestamp": {"order": "desc"}}, {"line_number": {"order": "asc"}}],
+            "track_total_hits": True,
+        }
+        response = self._checked("POST", f"/{self.pattern}/_search", orjson.dumps(body))
+        hits = [
+            {**hit["_source"], "_id": hit["_id"], "_index": hit["_index"]}
+            for hit in response["hits"]["hits"]
+        ]
+        return SearchResult(total=int(response["hits"]["total"]["value"]), hits=hits)
+
+    def delete_file(self, build_uuid: str, filename: str) -> int:
+        """Remove a file's documents. Search-then-bulk-delete rather than
+        _delete_by_query, which minimal distributions (no reindex module) lack."""
+        query = {
+            "bool": {
+                "filter": [
+                    {"term": {"build_uuid": build_uuid}},
+                    {"term": {"filename": filename}},
+                ]
+            }
+        }
+        deleted = 0
+        while True:
+            self.refresh()
+            body = {"query": query, "size": 1000, "_source": False}
+            response = self._checked("POST", f"/{self.pattern}/_search", orjson.dumps(body))
+            hits = response["hits"]["hits"]
+            if not hits:
+                return deleted
+            lines = [
+                orjson.dumps({"delete": {"_index": hit["_index"], "_id": hit["_id"]}}) + b"\n"
+                for hit in hits
+            ]
+            status, answer = self._perform("POST", "/_bulk", b"".join(lines), ndjson=True)
+            if status >= 300 or answer.get("errors"):
+                raise SinkError(f"deleting documents of {filename} failed: {reason(answer)}")
+            deleted += len(hits)
+
+    def close(self) -> None:
+        pass
+
+    # -- helpers -------------------------------------------------------------------------
+    @staticmethod
+    def _query(query: str) -> dict[str, Any]:
+        if query.strip() in ("", "*"):
+            return {"match_all": {}}
+        return {"query_string": {"query": query, "default_field": "message"}}
+
+    def _checked(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        merged = {"ignore_unavailable": "true", "allow_no_indices": "true", **(params or {})}
+        status, response = self._perform(method, path, body, params=merged)
+        if status == 400 and method == "POST" and path.endswith(("_search", "_count")):
+            raise QueryError(f"query refused: {reason(response)}")
+        if status >= 300:
+            raise SinkError(f"{method} {path} failed: HTTP {status}: {reason(response)}")
+        return response
+
+
+def reason(body: Any) -> str:
+    """The most specific one-line reason in an engine's error answer."""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            causes = error.get("root_cause") or []
+            first = causes[0] if causes and isinstance(causes[0], dict) else error
+            text = f"{first.get('type', 'error')}: {first.get('reason', '')}"
+            caused_by = error.get("caused_by")
+            if isinstance(caused_by, dict) and caused_by.get("reason"):
+                text += f" ({caused_by['reason']})"
+            return text
+        return str(error)
+    return str(body)[:300]
+
+
+def index_template(prefix: str) -> dict[str, Any]:
+    template: dict[str, Any] = orjson.loads(Path(resource_path("index-template.json")).read_bytes())
+    template["index_patterns"] = [f"{prefix}*"]
+    return template
