@@ -1,0 +1,373 @@
+"""Lucene query_string on the SQLite sink, checked against Python-side filtering.
+
+Each query's hits must be exactly the documents a plain Python predicate picks from the
+same documents: real corpus lines plus a few console lines carrying the messages the
+failure-fingerprint queries in er-queries/ look for.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.paths import CORPUS
+from tests.sinks.test_sqlite import corpus_documents
+from worker.config import SinkConfig
+from worker.documents import Document, build_documents
+from worker.errors import QueryError
+from worker.events import Event
+from worker.job import Job
+from worker.sinks.sqlite import SqliteSink
+from worker.sinks.sqlite_query import MATCH_ALL, translate
+
+ER_QUERIES = sorted((CORPUS.parent / "er-queries").glob("*.yaml"))
+
+
+def _console_job(build_uuid: str, name: str, branch: str, queue: str) -> Job:
+    return Job(
+        source_url=f"https://logs.example.org/{build_uuid[:2]}/{build_uuid}/job-output.txt",
+        fields={
+            "build_uuid": build_uuid,
+            "build_name": name,
+            "build_branch": branch,
+            "build_queue": queue,
+            "project": "openstack/neutron",
+            "voting": 1,
+        },
+        tags=("console", "console.html"),
+    )
+
+
+def _events(start: str, lines: list[str]) -> list[Event]:
+    return [Event(n, f"{start}{n:02d}.000000+00:00", line) for n, line in enumerate(lines, 1)]
+
+
+FULLSTACK = _console_job("a1b2c3d4e5f60718293a4b5c6d7e8f90", "neutron-fullstack", "master", "gate")
+FULLSTACK_LINES = [
+    "ubuntu-bionic | 1 packets transmitted, 0 received, 100% packet loss, time 0ms",
+    "ubuntu-bionic | RUN END RESULT_TIMED_OUT: [untrusted : git.openstack.org/openstack/"
+    "neutron/playbooks/run.yaml@master]",
+    "ubuntu-bionic | POST-RUN END RESULT_TIMED_OUT: [trusted : git.openstack.org/"
+    "openstack-infra/project-config/playbooks/base/post.yaml@master]",
+    "ubuntu-bionic | http://mirror.dfw.rax.example.org/epel/7/x86_64/repodata/repomd.xml: "
+    "[Errno 256] No more mirrors to try.",
+    "ubuntu-bionic | Task devstack FAILED with status: 143",
+    "ubuntu-bionic | Details: Timeout while verifying metadata on server.",
+    "ubuntu-bionic | ERROR: Requirement oslo.config>=4.0 does not match "
+    "openstack/requirements value oslo.config>=5.1.0",
+    'ubuntu-bionic | msg: say "hi" to the mirror',
+]
+PY36 = _console_job(
+    "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "neutron-fullstack-python36", "stable/rocky", "check"
+)
+PY36_LINES = [
+    "ubuntu-bionic | 1 packets transmitted, 0 received, 100% packet loss, time 0ms",
+    "ubuntu-bionic | Task devstack FAILED with status: 137",
+    "ubuntu-bionic | 1 packets transmitted, 1 received, 0% packet loss, time 0ms",
+]
+BACKUP = Job(
+    source_url="https://logs.example.org/a1/a1b2c3d/logs/screen-c-bak.txt",
+    fields={"build_uuid": "a1b2c3d4e5f60718293a4b5c6d7e8f90", "filename": "logs/screen-c-bak.txt"},
+    tags=("screen", "oslofmt"),
+)
+BACKUP_EVENTS = [
+    Event(
+        1,
+        "2018-10-02T10:00:01.000000+00:00",
+        "[req-1] Could not execute operation on all records: encountered iSCSI database failure",
+        {"loglevel": "ERROR", "module": "cinder.backup.manager", "pid": "811"},
+    ),
+    Event(
+        2,
+        "2018-10-02T10:00:02.000000+00:00",
+        'Traceback (most recent call last):\n  File "manager.py", line 1\nValueError: bad value',
+        {"loglevel": "ERROR", "module": "cinder.backup.manager", "pid": "811"},
+        line_count=3,
+        truncated=True,
+    ),
+]
+
+
+def synthetic_documents() -> list[Document]:
+    return [
+        *build_documents(_events("2018-10-02T09:00:", FULLSTACK_LINES), FULLSTACK, "logstash-"),
+        *build_documents(_events("2018-10-01T08:00:", PY36_LINES), PY36, "logstash-"),
+        *build_documents(BACKUP_EVENTS, BACKUP, "logstash-"),
+    ]
+
+
+DOCUMENTS = [*corpus_documents(), *synthetic_documents()]
+
+
+@pytest.fixture(scope="module")
+def sink(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteSink]:
+    path: Path = tmp_path_factory.mktemp("query") / "logs.db"
+    sink = SqliteSink(str(path), SinkConfig(chunk_documents=1000))
+    result = sink.write(DOCUMENTS)
+    assert result.indexed == len(DOCUMENTS)
+    yield sink
+    sink.close()
+
+
+Source = dict[str, Any]
+Predicate = Callable[[Source], bool]
+
+
+def msg(text: str) -> Predicate:
+    return lambda s: text in s["message"]
+
+
+def field(name: str, value: Any) -> Predicate:
+    return lambda s: s.get(name) == value
+
+
+def tag(name: str) -> Predicate:
+    return lambda s: name in s["tags"]
+
+
+def both(*predicates: Predicate) -> Predicate:
+    return lambda s: all(p(s) for p in predicates)
+
+
+def either(*predicates: Predicate) -> Predicate:
+    return lambda s: any(p(s) for p in predicates)
+
+
+def no(predicate: Predicate) -> Predicate:
+    return lambda s: not predicate(s)
+
+
+def matching(predicate: Predicate) -> set[str]:
+    return {d.id for d in DOCUMENTS if predicate(d.source)}
+
+
+def hits(sink: SqliteSink, query: str) -> set[str]:
+    result = sink.search(query, size=len(DOCUMENTS) + 1)
+    ids = {hit["_id"] for hit in result.hits}
+    assert result.total == len(result.hits) == len(ids) == sink.count(query)
+    return ids
+
+
+LOADING = msg("Loading extension")
+CALLING = msg("Calling extension factory")
+DEBUG = field("loglevel", "DEBUG")
+WARNING = field("loglevel", "WARNING")
+AUDIT = field("loglevel", "AUDIT")
+EXTENSIONS = field("module", "cinder.api.extensions")
+
+CASES: list[tuple[str, Predicate]] = [
+    # phrases: same lines as a Python substring search
+    ('message:"Loading extension"', LOADING),
+    ('"Loading extension"', LOADING),  # default field is message
+    ('message:"loading EXTENSION"', LOADING),  # text is case-insensitive
+    ('message:"Calling extension factory"', CALLING),
+    ('message:"TASK [add-build-sshkey : Create Temp SSH key]"', msg("Create Temp SSH key")),
+    ("message:Ansible", msg("Ansible")),
+    ('message:"[Errno 256] No more mirrors to try"', msg("[Errno 256] No more mirrors to try")),
+    (r'message:"say \"hi\" to"', msg('say "hi" to')),
+    ('message:"ValueError: bad value"', msg("ValueError: bad value")),  # inside a grouped event
+    # boolean logic
+    ('message:"Loading extension" AND loglevel:DEBUG', both(LOADING, DEBUG)),
+    (
+        'message:"Loading extension" OR message:"Calling extension factory"',
+        either(LOADING, CALLING),
+    ),
+    ('message:"Loading extension" message:"Calling extension factory"', either(LOADING, CALLING)),
+    ("NOT loglevel:DEBUG", no(DEBUG)),  # documents without a loglevel are included
+    ("-loglevel:DEBUG tags:screen", both(tag("screen"), no(DEBUG))),
+    (
+        "tags:screen AND NOT loglevel:DEBUG AND NOT loglevel:INFO",
+        both(tag("screen"), no(DEBUG), no(field("loglevel", "INFO"))),
+    ),
+    (
+        "(loglevel:AUDIT OR loglevel:WARNING) AND module:cinder.api.extensions",
+        both(either(AUDIT, WARNING), EXTENSIONS),
+    ),
+    (
+        "loglevel:(AUDIT OR WARNING) AND module:cinder.api.extensions",
+        both(either(AUDIT, WARNING), EXTENSIONS),
+    ),
+    ("loglevel:(AUDIT WARNING)", either(AUDIT, WARNING)),
+    # Lucene, not textbook precedence: AND makes both neighbours required, the OR'ed
+    # clause before them becomes optional and so irrelevant.
+    (
+        "loglevel:AUDIT OR loglevel:WARNING AND module:cinder.quota",
+        both(WARNING, field("module", "cinder.quota")),
+    ),
+    ("+loglevel:WARNING module:cinder.api.extensions", WARNING),
+    (
+        "tags:console OR NOT build_queue:post",
+        both(tag("console"), no(field("build_queue", "post"))),
+    ),
+    ("NOT (NOT tags:console)", tag("console")),
+    (
+        "(tags:console AND build_queue:post) OR (tags:screen AND loglevel:WARNING)",
+        either(both(tag("console"), field("build_queue", "post")), both(tag("screen"), WARNING)),
+    ),
+    ("*", lambda s: True),
+    ("* AND NOT tags:screen", no(tag("screen"))),
+    # keywords: exact and case-sensitive
+    ('tags:"console"', tag("console")),
+    ("tags:console.html", tag("console.html")),
+    ('tags:"console.htm"', tag("console.htm")),
+    ("loglevel:debug", field("loglevel", "debug")),
+    ('filename:"job-output"', field("filename", "job-output")),
+    (r"filename:job\-output.txt", field("filename", "job-output.txt")),
+    ('build_name:"neutron-fullstack"', field("build_name", "neutron-fullstack")),
+    ("build_change:135639 AND build_patchset:3", field("build_change", "135639")),
+    ("voting:1", field("voting", 1)),
+    ("voting:0", field("voting", "0")),
+    ("line_number:12", field("line_number", 12)),
+    ("line_count:3", field("line_count", 3)),
+    (
+        '@timestamp:"2018-08-01T00:43:51.328884+00:00"',
+        field("@timestamp", "2018-08-01T00:43:51.328884+00:00"),
+    ),
+    ("_index:logstash-2013.09.27", lambda s: s["@timestamp"].startswith("2013-09-27")),
+    # fields without a column, read from the stored source
+    ("zuul_tenant:openstack", field("zuul_tenant", "openstack")),
+    ("truncated:true", field("truncated", True)),
+    ("NOT zuul_tenant:openstack", no(field("zuul_tenant", "openstack"))),
+    # existence
+    ("_exists_:loglevel", lambda s: "loglevel" in s),
+    ("loglevel:*", lambda s: "loglevel" in s),
+    ("_exists_:zuul_tenant", lambda s: "zuul_tenant" in s),
+    (
+        "_exists_:build_change AND NOT _exists_:pid",
+        both(lambda s: "build_change" in s, lambda s: "pid" not in s),
+    ),
+    # text that analyzes to nothing drops out of the query, as in Elasticsearch
+    ('message:"..."', lambda s: False),
+    ('message:"..." OR tags:screen', tag("screen")),
+]
+
+
+@pytest.mark.parametrize(("query", "predicate"), CASES, ids=[q for q, _ in CASES])
+def test_query_matches_python_filter(sink: SqliteSink, query: str, predicate: Predicate) -> None:
+    assert hits(sink, query) == matching(predicate)
+
+
+def test_cases_are_not_vacuous() -> None:
+    selective = [q for q, p in CASES if 0 < len(matching(p)) < len(DOCUMENTS)]
+    assert len(selective) >= len(CASES) - 8
+
+
+ER_EXPECTED: dict[str, Predicate] = {
+    "1410969": both(
+        msg("Requirement"),
+        msg("does not match openstack/requirements value"),
+        tag("console"),
+        field("build_queue", "gate"),
+    ),
+    "1635643": both(
+        msg("Could not execute operation on all records: encountered iSCSI database failure"),
+        tag("screen-c-bak.txt"),
+    ),
+    "1686542": both(
+        either(
+            msg("FAILED with status: 137"),
+            msg("FAILED with status: 143"),
+            msg("RUN END RESULT_TIMED_OUT"),
+        ),
+        no(msg("POST-RUN END RESULT_TIMED_OUT")),
+        tag("console"),
+    ),
+    "1708704": both(msg("[Errno 256] No more mirrors to try"), tag("console")),
+    "1775947": both(msg("Details: Timeout while verifying metadata on server."), tag("console")),
+    "1798475": both(
+        msg("1 packets transmitted, 0 received, 100% packet loss, time 0ms"),
+        either(
+            field("build_name", "neutron-fullstack"),
+            field("build_name", "neutron-fullstack-python36"),
+        ),
+        tag("console"),
+        field("filename", "job-output.txt"),
+        field("build_branch", "master"),
+    ),
+}
+
+
+def test_every_er_query_has_an_expectation() -> None:
+    assert len(ER_QUERIES) >= 6
+    assert {path.stem for path in ER_QUERIES} == set(ER_EXPECTED)
+
+
+@pytest.mark.parametrize("path", ER_QUERIES, ids=[p.stem for p in ER_QUERIES])
+def test_er_query_runs_and_matches(sink: SqliteSink, path: Path) -> None:
+    query = yaml.safe_load(path.read_text())["query"]
+    expected = matching(ER_EXPECTED[path.stem])
+    assert expected  # the synthetic lines give every query something to find
+    assert hits(sink, query) == expected
+
+
+UNSUPPORTED = [
+    ("message:foo*", 'wildcard "foo*" at position 8'),
+    ("fo?", 'wildcard "fo?" at position 0'),
+    ("line_number:[1 TO 5]", 'range "[1 TO 5]" at position 12'),
+    ("tags:console AND line_number:>5", 'range ">5" at position 29'),
+    ("foo~", 'fuzzy term "foo~"'),
+    ("message:/ab+c/", 'regular expression "/ab+c/"'),
+    ("foo^2", 'boost "foo^2"'),
+    ('"foo bar"~3', """proximity search '"foo bar"~3'"""),
+    ("build_*:x", 'field name pattern "build_*:x"'),
+]
+
+
+@pytest.mark.parametrize(("query", "detail"), UNSUPPORTED, ids=[q for q, _ in UNSUPPORTED])
+def test_unsupported_syntax_is_a_clear_query_error(
+    sink: SqliteSink, query: str, detail: str
+) -> None:
+    with pytest.raises(QueryError) as caught:
+        sink.search(query)
+    message = str(caught.value)
+    assert message.startswith("unsupported on SQLite: ")
+    assert detail in message
+    assert "Elasticsearch or OpenSearch" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "query", ['message:"unclosed', "(a OR b", "a AND", "AND", "a)", "message:Error:foo"]
+)
+def test_syntax_errors_are_query_errors(sink: SqliteSink, query: str) -> None:
+    with pytest.raises(QueryError, match="query syntax error"):
+        sink.count(query)
+
+
+@pytest.mark.parametrize("query", ["", "   "])
+def test_empty_query_is_refused(query: str) -> None:
+    with pytest.raises(QueryError, match="empty query"):
+        translate(query)
+
+
+def test_star_is_match_all() -> None:
+    assert translate("*") == MATCH_ALL
+    assert translate("(*)") == MATCH_ALL
+
+
+def test_values_travel_as_parameters_not_sql() -> None:
+    condition = translate('build_name:"x\'); DROP TABLE documents; --" AND message:"a\'b"')
+    assert "DROP" not in condition.sql
+    assert "x'); DROP TABLE documents; --" in condition.params
+
+
+def test_translation_is_thread_safe() -> None:
+    queries = [query for query, _ in CASES] * 5
+    expected = [translate(query) for query in queries]
+    results: dict[int, list[object]] = {}
+
+    def run(worker: int) -> None:
+        results[worker] = [translate(query) for query in queries]
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(result == expected for result in results.values())
+    assert len(results) == 8

@@ -1,0 +1,353 @@
+"""The embedded default sink: one SQLite file with an FTS5 index on `message`.
+
+Layout: table `documents` (one row per document, well-known fields in columns, the whole
+source as JSON so extra build fields survive) and `documents_fts`, an external-content FTS5
+table that triggers keep in step with it. Re-running a job upserts by document id, so
+neither rows nor index entries are duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import orjson
+
+from worker.config import SinkConfig
+from worker.documents import Document
+from worker.errors import SinkError
+from worker.sinks.base import SearchResult, WriteResult
+from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS, translate
+
+SCHEMA_VERSION = 1
+
+# Columns filled from a document, in insert order.
+_COLUMNS: tuple[str, ...] = (
+    "id",
+    "idx",
+    "timestamp",
+    "message",
+    *KEYWORD_COLUMNS,
+    *INTEGER_COLUMNS,
+    "tags",
+    "source",
+)
+
+# `seq` is an explicit INTEGER PRIMARY KEY because the FTS index refers to rows by rowid,
+# and VACUUM may renumber rowids that no column pins down; `id` is the document key.
+_SCHEMA: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS documents (\n"
+    "  seq INTEGER PRIMARY KEY,\n"
+    "  id TEXT NOT NULL UNIQUE,\n"
+    "  idx TEXT NOT NULL,\n"
+    "  timestamp TEXT NOT NULL,\n"
+    "  message TEXT,\n"
+    + "".join(f"  {name} TEXT,\n" for name in KEYWORD_COLUMNS)
+    + "".join(f"  {name} INTEGER,\n" for name in INTEGER_COLUMNS)
+    + "  tags TEXT NOT NULL DEFAULT '[]',\n"
+    "  source TEXT NOT NULL\n"
+    ")",
+    "CREATE INDEX IF NOT EXISTS documents_build_file ON documents (build_uuid, filename)",
+    "CREATE INDEX IF NOT EXISTS documents_timestamp ON documents (timestamp)",
+    # Elasticsearch's standard analyzer keeps accents and joins words on "_";
+    # unicode61 does the same with these options.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(message, content='documents',"
+    " content_rowid='seq', tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\")",
+    "CREATE TRIGGER IF NOT EXISTS documents_fts_insert AFTER INSERT ON documents BEGIN\n"
+    "  INSERT INTO documents_fts (rowid, message) VALUES (new.seq, new.message);\n"
+    "END",
+    # Fires for plain DELETEs and, with recursive_triggers on, for INSERT OR REPLACE.
+    "CREATE TRIGGER IF NOT EXISTS documents_fts_delete AFTER DELETE ON documents BEGIN\n"
+    "  INSERT INTO documents_fts (documents_fts, rowid, message)"
+    " VALUES ('delete', old.seq, old.message);\n"
+    "END",
+    # A re-run job rewrites identical messages; skipping those keeps re-runs cheap.
+    "CREATE TRIGGER IF NOT EXISTS documents_fts_update AFTER UPDATE OF seq, message ON documents"
+    " WHEN old.seq IS NOT new.seq OR old.message IS NOT new.message BEGIN\n"
+    "  INSERT INTO documents_fts (documents_fts, rowid, message)"
+    " VALUES ('delete', old.seq, old.message);\n"
+    "  INSERT INTO documents_fts (rowid, message) VALUES (new.seq, new.message);\n"
+    "END",
+)
+
+_UPSERT = (
+    f"INSERT INTO documents ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    " ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS[1:])
+)
+
+# Errors that concern one row's data; anything else (locks, I/O, a full disk) is the
+# database's problem and fails the whole write.
+_ROW_ERRORS = (sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError)
+
+
+class _Unstorable(Exception):
+    pass
+
+
+def _keyword(value: Any) -> str | None:
+    # Same text an Elasticsearch keyword field would index for a scalar JSON value.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return None  # absent, or a list/object: only in `source`
+
+
+def _integer(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _row(document: Document) -> tuple[Any, ...]:
+    source = document.source
+    timestamp = source.get("@timestamp")
+    if not isinstance(timestamp, str) or not timestamp:
+        raise _Unstorable("@timestamp is missing or not a string")
+    tags = source.get("tags", [])
+    if isinstance(tags, str):
+        tags = [tags]
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise _Unstorable("tags is not a list of strings")
+    try:
+        encoded = orjson.dumps(source).decode()
+        encoded_tags = orjson.dumps(tags).decode()
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        raise _Unstorable(f"not serialisable as JSON: {exc}") from None
+    return (
+        document.id,
+        document.index,
+        timestamp,
+        _keyword(source.get("message")),
+        *(_keyword(source.get(name)) for name in KEYWORD_COLUMNS),
+        *(_integer(source.get(name)) for name in INTEGER_COLUMNS),
+        encoded_tags,
+        encoded,
+    )
+
+
+class SqliteSink:
+    """Sink on a local SQLite file; safe for several threads of one process."""
+
+    def __init__(self, path: str, config: SinkConfig) -> None:
+        # Each thread opens its own connection, and each would get its own in-memory database.
+        if not path or path == ":memory:":
+            raise SinkError(f"sqlite sink needs a file path, got {path!r}")
+        self.path = path
+        self.config = config
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        # SQLite admits one writer at a time anyway; queueing writer threads here is fairer
+        # and cheaper than SQLite's sleep-and-retry busy handler.
+        self._write_lock = threading.Lock()
+        self._prepared = False
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, config: SinkConfig) -> SqliteSink:
+        """`sqlite:PATH`, `sqlite:relative.db` or `sqlite:///abs/path`."""
+        scheme, colon, rest = url.partition(":")
+        if scheme.lower() != "sqlite" or not colon:
+            raise SinkError(f"not a sqlite URL: {url!r} (expected sqlite:PATH)")
+        if rest.startswith("//"):
+            rest = rest[2:]
+        if not rest:
+            raise SinkError(f"sqlite URL has no path: {url!r}")
+        return cls(os.path.expanduser(rest), config)
+
+    # -- connections -------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise SinkError(f"{self.path}: sink is closed")
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is not None:
+            return connection
+        try:
+            # close() runs on another thread than the one that opened the connection.
+            connection = sqlite3.connect(
+                self.path,
+                timeout=self.config.request_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise SinkError(f"{self.path}: cannot open SQLite database: {exc}") from None
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            connection.execute("PRAGMA recursive_triggers = ON")
+            connection.execute("PRAGMA temp_store = MEMORY")
+        except sqlite3.Error as exc:
+            connection.close()
+            raise SinkError(f"{self.path}: cannot set up SQLite database: {exc}") from None
+        with self._connections_lock:
+            self._connections.append(connection)
+        self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; IMMEDIATE so a lock conflict shows at BEGIN, not midway."""
+        connection = self._connection()
+        with self._write_lock:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction, so a count and its hits come from the same snapshot."""
+        connection = self._connection()
+        try:
+            connection.execute("BEGIN")
+            try:
+                yield connection
+            finally:
+                if connection.in_transaction:
+                    connection.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                raise SinkError(f"{self.path}: no documents table; nothing indexed here") from None
+            raise SinkError(f"{self.path}: query failed: {exc}") from None
+        except sqlite3.Error as exc:
+            raise SinkError(f"{self.path}: query failed: {exc}") from None
+
+    # -- Sink protocol -----------------------------------------------------------------
+
+    def prepare(self) -> None:
+        try:
+            with self._writing() as connection:
+                version = connection.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise SinkError(
+                        f"{self.path}: schema version {version} is newer than this worker's "
+                        f"({SCHEMA_VERSION})"
+                    )
+                for statement in _SCHEMA:
+                    connection.execute(statement)
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as exc:
+            raise SinkError(f"{self.path}: cannot create schema: {exc}") from None
+        self._prepared = True
+
+    def write(self, documents: Iterable[Document]) -> WriteResult:
+        if not self._prepared:
+            self.prepare()
+        result = WriteResult()
+        chunk: list[tuple[Any, ...]] = []
+        chunk_bytes = 0
+        for document in documents:
+            try:
+                row = _row(document)
+            except _Unstorable as exc:
+                result.add_error(f"document {document.id}: {exc}")
+                continue
+            chunk.append(row)
+            chunk_bytes += len(row[-1])
+            if len(chunk) >= self.config.chunk_documents or chunk_bytes >= self.config.chunk_bytes:
+                self._store(chunk, result)
+                chunk = []
+                chunk_bytes = 0
+        if chunk:
+            self._store(chunk, result)
+        return result
+
+    def _store(self, rows: list[tuple[Any, ...]], result: WriteResult) -> None:
+        try:
+            try:
+                with self._writing() as connection:
+                    connection.executemany(_UPSERT, rows)
+            except _ROW_ERRORS:
+                # Some row is bad: store the rest one by one so only that row is refused.
+                self._store_each(rows, result)
+                return
+        except sqlite3.Error as exc:
+            raise SinkError(f"{self.path}: write failed: {exc}") from None
+        result.indexed += len(rows)
+
+    def _store_each(self, rows: list[tuple[Any, ...]], result: WriteResult) -> None:
+        stored = 0
+        refused: list[str] = []
+        with self._writing() as connection:
+            for row in rows:
+                try:
+                    connection.execute(_UPSERT, row)
+                except _ROW_ERRORS as exc:
+                    refused.append(f"document {row[0]}: refused by SQLite: {exc}")
+                else:
+                    stored += 1
+        result.indexed += stored
+        for reason in refused:
+            result.add_error(reason)
+
+    def refresh(self) -> None:
+        # WAL readers already see every commit; a passive checkpoint only bounds the WAL.
+        try:
+            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            raise SinkError(f"{self.path}: checkpoint failed: {exc}") from None
+
+    def count(self, query: str = "*") -> int:
+        condition = translate(query)
+        with self._reading() as connection:
+            row = connection.execute(
+                f"SELECT count(*) FROM documents WHERE {condition.sql}", condition.params
+            ).fetchone()
+        return int(row[0])
+
+    def search(self, query: str, size: int = 10) -> SearchResult:
+        condition = translate(query)
+        size = max(size, 0)
+        with self._reading() as connection:
+            total = connection.execute(
+                f"SELECT count(*) FROM documents WHERE {condition.sql}", condition.params
+            ).fetchone()[0]
+            rows = connection.execute(
+                f"SELECT id, idx, source FROM documents WHERE {condition.sql}"
+                " ORDER BY timestamp DESC, seq DESC LIMIT ?",
+                (*condition.params, size),
+            ).fetchall()
+        hits: list[dict[str, Any]] = []
+        for document_id, index, source in rows:
+            hit = orjson.loads(source)
+            hit["_id"] = document_id
+            hit["_index"] = index
+            hits.append(hit)
+        return SearchResult(total=int(total), hits=hits)
+
+    def delete_file(self, build_uuid: str, filename: str) -> int:
+        """Remove every document of one file of one build; returns how many."""
+        if not build_uuid:
+            # Without a build uuid, filename alone would hit every build's copy of the file.
+            raise SinkError("delete_file needs a build_uuid")
+        try:
+            with self._writing() as connection:
+                cursor = connection.execute(
+                    "DELETE FROM documents WHERE build_uuid = ? AND filename = ?",
+                    (build_uuid, filename),
+                )
+                return cursor.rowcount
+        except sqlite3.Error as exc:
+            raise SinkError(f"{self.path}: delete failed: {exc}") from None
+
+    def close(self) -> None:
+        with self._connections_lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            # Only planner statistics: a failure must not keep the connection open.
+            with suppress(sqlite3.Error):
+                connection.execute("PRAGMA optimize")
+            connection.close()
