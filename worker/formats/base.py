@@ -3,6 +3,9 @@
 A format turns one decoded line into a `Record`; `worker.events` then groups records
 into documents-to-be. Formats never see more than one line, which keeps them plain,
 fast and testable line by line.
+
+A format is a module of `worker.formats` exporting what `Format` below names; the
+registry in `worker/formats/__init__.py` lists those modules.
 """
 
 from __future__ import annotations
@@ -47,11 +50,19 @@ class ParseContext:
     # The year of log lines that carry none (syslog, journald) is taken from here:
     # the build's time when known, else the file's Last-Modified time.
     reference_time: datetime
+    # The file is HTML (console.html): markup and entities are removed before parsing.
+    # Set from the file name, not from tags: job-output.txt is tagged "console.html"
+    # too, yet is plain text whose literal "<...>" must survive.
+    html: bool = False
 
 
 class Format(Protocol):
-    """A log format: a name and a function from one line to a Record."""
+    """What a format module exports (modules satisfy this protocol structurally)."""
 
-    name: str
+    NAME: str
+    # Job tags that select this format without sniffing (see historical-index.md).
+    TAGS: tuple[str, ...]
 
     def parse_line(self, line: Line, context: ParseContext) -> Record: ...
+
+    def sniff(self, text: str) -> bool: ...

@@ -1,0 +1,49 @@
+"""The per-file table and totals printed after indexing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TextIO
+
+from log_shipper.rules import Selected
+from log_shipper.submit import Outcome
+
+
+def print_report(outcomes: Sequence[Outcome], skipped: Sequence[Selected], out: TextIO) -> None:
+    rows = [("file", "format", "lines", "indexed", "failed", "seconds", "status")]
+    lines = indexed = failed = 0
+    seconds = 0.0
+    for outcome in outcomes:
+        summary = outcome.summary
+        if summary is None:
+            rows.append((outcome.path, "", "", "", "", "", f"FAILED: {outcome.error}"))
+            continue
+        lines += summary.lines
+        indexed += summary.indexed
+        failed += summary.failed
+        seconds += summary.seconds
+        status = "ok" if outcome.ok else f"{summary.failed} refused: {'; '.join(summary.errors)}"
+        rows.append(
+            (
+                outcome.path,
+                summary.format,
+                str(summary.lines),
+                str(summary.indexed),
+                str(summary.failed),
+                f"{summary.seconds:.2f}",
+                status,
+            )
+        )
+    for item in skipped:
+        rows.append((item.path, "", "", "", "", "", f"skipped: {item.reason}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]).rstrip(), file=out)
+    bad = sum(1 for outcome in outcomes if not outcome.ok)
+    print(
+        f"\n{len(outcomes)} files submitted, {bad} failed, {len(skipped)} skipped; "
+        f"{lines} lines read, {indexed} documents indexed, {failed} refused "
+        f"({seconds:.1f} worker-seconds)",
+        file=out,
+    )

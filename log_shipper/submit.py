@@ -1,0 +1,149 @@
+"""push-log jobs to Gearman: the one submitting path shared by index, submit and backfill."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gear
+
+from log_shipper.rules import Selected
+from worker.errors import LogIndexerError
+from worker.gearman_worker import split_address
+from worker.job import FUNCTION_NAME, Job, JobSummary
+
+
+class SubmitError(LogIndexerError):
+    """No Gearman server took the jobs."""
+
+
+@dataclass(slots=True)
+class Submission:
+    path: str  # relative to the build's log root: what the operator recognises
+    job: Job
+
+
+@dataclass(slots=True)
+class Outcome:
+    path: str
+    summary: JobSummary | None = None
+    error: str | None = None  # why the file was not indexed
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.summary is not None and self.summary.failed == 0
+
+
+class _Client(gear.Client):
+    """gear's client, remembering the jobs whose server connection was lost."""
+
+    def __init__(self, client_id: str) -> None:
+        super().__init__(client_id)
+        self.orphans: set[bytes] = set()
+
+    def handleDisconnect(self, job: gear.Job) -> gear.Job:
+        if job.handle:
+            self.orphans.add(job.handle)
+        return job
+
+
+class Submitter:
+    """A Gearman client connected to the first reachable of several servers."""
+
+    def __init__(self, servers: Sequence[str], *, connect_timeout: float = 10.0) -> None:
+        self.client = _Client("log-shipper")
+        for address in servers:
+            host, port = split_address(address)
+            self.client.addServer(host, port)
+        try:
+            self.client.waitForServer(timeout=connect_timeout)
+        except gear.TimeoutError:
+            self.client.shutdown()
+            raise SubmitError(
+                f"no Gearman server reachable at {', '.join(servers)} within {connect_timeout:g}s"
+            ) from None
+
+    def __enter__(self) -> Submitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.shutdown()
+
+    def submit(
+        self,
+        submissions: Iterable[Submission],
+        *,
+        wait: bool,
+        low_priority: bool = False,
+        timeout: float | None = None,
+    ) -> list[Outcome]:
+        """Queue one job per file; with `wait`, collect every answer (or a timeout)."""
+        precedence = gear.PRECEDENCE_LOW if low_priority else gear.PRECEDENCE_NORMAL
+        pending: list[tuple[Outcome, gear.Job]] = []
+        outcomes: list[Outcome] = []
+        for submission in submissions:
+            outcome = Outcome(submission.path)
+            outcomes.append(outcome)
+            job = gear.Job(
+                FUNCTION_NAME, submission.job.to_payload(), unique=uuid.uuid4().hex.encode()
+            )
+            try:
+                self.client.submitJob(job, background=not wait, precedence=precedence)
+            except gear.GearmanError as exc:
+                outcome.error = f"not submitted: {exc}"
+                continue
+            pending.append((outcome, job))
+        if wait:
+            self._collect(pending, timeout)
+        return outcomes
+
+    def _collect(self, pending: list[tuple[Outcome, gear.Job]], timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while pending:
+            still: list[tuple[Outcome, gear.Job]] = []
+            for outcome, job in pending:
+                if job.complete:
+                    read_answer(outcome, job)
+                elif job.handle in self.client.orphans:
+                    outcome.error = "the Gearman server went away before the job finished"
+                else:
+                    still.append((outcome, job))
+            pending = still
+            if pending and deadline is not None and time.monotonic() > deadline:
+                for outcome, _ in pending:
+                    outcome.error = f"no answer within {timeout:g}s"
+                return
+            if pending:
+                time.sleep(0.05)
+
+
+def read_answer(outcome: Outcome, job: gear.Job) -> None:
+    if job.failure:
+        # Our workers send the reason as WORK_DATA before WORK_FAIL.
+        reason = job.exception or b"".join(job.data)
+        outcome.error = reason.decode(errors="replace") if reason else "job failed"
+        return
+    try:
+        outcome.summary = JobSummary.from_json(b"".join(job.data))
+    except (ValueError, TypeError) as exc:
+        outcome.error = f"unreadable answer from worker: {exc}"
+
+
+def submissions_for(selected: Iterable[Selected], fields: dict[str, Any]) -> list[Submission]:
+    """One job per selected file, carrying the build's fields plus the file's own."""
+    return [
+        Submission(
+            path=item.path,
+            job=Job(
+                source_url=item.url,
+                fields={**fields, "filename": item.filename, "log_url": item.url},
+                tags=item.tags,
+                options=item.options,
+            ),
+        )
+        for item in selected
+        if item.indexed
+    ]

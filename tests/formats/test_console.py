@@ -1,0 +1,135 @@
+"""Console formats (Zuul/Jenkins console, console.html, GitHub Actions) on the corpus."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tests.paths import CORPUS
+from worker.formats import console, github
+from worker.formats.base import Line, ParseContext, Record
+
+TEXT = ParseContext(reference_time=datetime(2018, 8, 1, tzinfo=UTC))
+HTML = ParseContext(reference_time=datetime(2013, 9, 27, tzinfo=UTC), html=True)
+
+
+def read_lines(path: Path) -> list[str]:
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    lines = data.decode().split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def parse_all(module, lines: list[str], context: ParseContext) -> list[Record]:
+    return [module.parse_line(Line(n, text), context) for n, text in enumerate(lines, 1)]
+
+
+def test_job_output_timestamps_hosts_and_messages() -> None:
+    lines = read_lines(CORPUS / "zuul-jobs-fixture" / "job-output.txt")
+    records = parse_all(console, lines, TEXT)
+    # The hosts of this build, as its PLAY/TASK output shows them.
+    hosts = {"localhost", "ubuntu-xenial", "ubuntu-xenial -> localhost"}
+    with_host = 0
+    for text, record in zip(lines[:-1], records[:-1], strict=True):
+        assert record.timestamp == text[:10] + "T" + text[11:26] + "Z"
+        parts = text.split(" | ", 2)
+        if len(parts) == 3 and parts[1] in hosts:
+            with_host += 1
+            assert record.fields == {"host": parts[1]}
+            assert record.message == parts[2]
+        else:
+            assert record.fields == {}
+            assert record.message == text[len("2018-08-01 00:44:04.693529 | ") :]
+    assert with_host == 24
+    # The randomart box keeps its own "|" characters.
+    assert records[42].fields == {"host": "ubuntu-xenial -> localhost"}
+    assert records[42].message == "| .o o            |"
+    assert records[20].message == "Job: trigger-readthedocs-webhook"
+    assert records[20].fields == {}
+
+
+def test_job_output_literal_markup_is_kept() -> None:
+    lines = read_lines(CORPUS / "zuul-jobs-fixture" / "job-output.txt")
+    last = console.parse_line(Line(54, lines[-1]), TEXT)
+    assert last.timestamp is None
+    assert last.message == "here is a line with some <escapes>"
+
+
+def test_console_html_markup_and_entities_are_removed() -> None:
+    lines = read_lines(CORPUS / "os-loganalyze" / "console.html.gz")
+    assert len(lines) == 21373
+    raw = "\n".join(lines)
+    assert raw.count("<a ") == 536 and "&amp;" in raw and "&lt;" in raw
+    records = parse_all(console, lines, HTML)
+    assert len(records) == 21373
+    for record in records:
+        for markup in ("<a ", "</a>", "<pre>", "</pre>", "&amp;", "&lt;", "href="):
+            assert markup not in record.message, record
+    # Every line but the <pre> wrapper starts with "YYYY-MM-DD HH:MM:SS.fff | ".
+    assert records[0].message == "" and records[0].timestamp is None
+    assert records[-1].message == "" and records[-1].timestamp is None
+    for text, record in zip(lines[1:-1], records[1:-1], strict=True):
+        stamp, _, _ = text.partition(" | ")
+        assert record.timestamp == stamp.replace(" ", "T") + "Z"
+        assert record.fields == {}
+    assert records[1].message == "Started by user anonymous"
+    anchor = re.search(r"<a href='[^']*'>([^<]*)</a>", lines[6])
+    assert anchor is not None
+    assert records[6].message == "+ git clone " + anchor.group(1)
+    assert records[20].message.startswith("1: lo: <LOOPBACK,UP,LOWER_UP> mtu 16436")
+    assert sum(r.message.count("&") for r in records) == raw.count("&amp;")
+
+
+def test_console_html_six_digit_fractions() -> None:
+    lines = read_lines(CORPUS / "os-loganalyze" / "console.html.gz")
+    six = [n for n, text in enumerate(lines) if re.match(r"\S+ \d\d:\d\d:\d\d\.\d{6} \| ", text)]
+    assert len(six) == 68
+    record = console.parse_line(Line(six[0] + 1, lines[six[0]]), HTML)
+    assert record.timestamp == "2013-09-27T18:47:33.342999Z"
+    assert record.message == "Build step 'Execute shell' marked build as failure"
+
+
+def test_html_is_only_removed_when_the_file_is_html() -> None:
+    text = "2013-09-27 18:15:29.336 | 1: lo: &lt;LOOPBACK,UP,LOWER_UP> <b>x</b>"
+    assert (
+        console.parse_line(Line(1, text), TEXT).message
+        == "1: lo: &lt;LOOPBACK,UP,LOWER_UP> <b>x</b>"
+    )
+    assert console.parse_line(Line(1, text), HTML).message == "1: lo: <LOOPBACK,UP,LOWER_UP> x"
+
+
+def test_devstacklog_keeps_nested_timestamps_in_the_message() -> None:
+    lines = read_lines(CORPUS / "os-loganalyze" / "devstacklog.txt.gz")
+    records = parse_all(console, lines, TEXT)
+    stamped = [text for text in lines if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \| ", text)]
+    assert sum(r.timestamp is not None for r in records) == len(stamped) == len(lines) - 9
+    assert not any(r.fields for r in records)
+    assert records[1].message == "+ echo_summary 'Installing package prerequisites'"
+    assert records[-1].timestamp is None
+    assert records[-1].message == "This is your host ip: 166.78.46.245"
+
+
+def test_github_actions_log() -> None:
+    lines = read_lines(CORPUS / "bugswarm" / "2360239904-orig.log")
+    assert len(lines) == 4922
+    records = parse_all(github, lines, TEXT)
+    for text, record in zip(lines, records, strict=True):
+        stamp, _, message = text.partition(" ")
+        assert record.timestamp == stamp
+        assert record.message == message
+    assert records[0].timestamp == "2022-05-20T19:22:05.7100220Z"
+    assert records[6].message == "##[group]Operating System"
+
+
+def test_sniff() -> None:
+    job_output = read_lines(CORPUS / "zuul-jobs-fixture" / "job-output.txt")
+    assert console.sniff(job_output[0])
+    assert not console.sniff(job_output[-1])
+    assert github.sniff(read_lines(CORPUS / "bugswarm" / "2360239904-orig.log")[0])
+    assert not github.sniff(job_output[0])
+    assert not console.sniff("2013-09-27 18:22:11.248 2820 INFO neutron.common.config [-] x")

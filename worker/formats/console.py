@@ -1,0 +1,57 @@
+"""Zuul and Jenkins console logs: job-output.txt, console.html, devstacklog.txt.
+
+    2018-08-01 00:44:04.804077 | localhost | ok            Zuul v3, task output of a host
+    2018-08-01 00:44:04.736863 | TASK [emit-job-header]    Zuul v3, the executor's own lines
+    2013-09-27 18:14:10.807 | + [[ ! -e devstack-gate ]]   Jenkins (3-digit fraction)
+
+A host column is recognised by its shape: one hostname-like word, or Ansible's
+delegation form "ubuntu-xenial -> localhost", followed by " | ". Executor lines such
+as "PLAY [all]" or "Job: x" have spaces or brackets before any " | ", so they are not
+mistaken for hosts.
+
+console.html (ParseContext.html) is Jenkins' HTML rendering of the same text: <pre>,
+<a href> links and entities are removed before the line is parsed.
+"""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+from worker.formats.base import Line, ParseContext, Record
+
+NAME = "console"
+TAGS: tuple[str, ...] = ("console", "console.html")
+
+_HOST = r"[A-Za-z0-9][\w.:@-]*(?: -> [A-Za-z0-9][\w.:@-]*)?"
+_LINE = re.compile(
+    r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) \|(?: (?:(" + _HOST + r") \|(?: |$))?|$)"
+)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def parse_line(line: Line, context: ParseContext) -> Record:
+    text = line.text
+    if context.html:
+        text = clean_html(text)
+    match = _LINE.match(text)
+    if match is None:
+        return Record(line, None, text)
+    date, time, host = match.groups()
+    message = text[match.end() :]
+    if host is None:
+        return Record(line, f"{date}T{time}Z", message)
+    return Record(line, f"{date}T{time}Z", message, {"host": host})
+
+
+def clean_html(text: str) -> str:
+    """The text of one line of Jenkins' console.html."""
+    if "<" in text:
+        text = _TAG.sub("", text)
+    if "&" in text:
+        text = unescape(text)
+    return text
+
+
+def sniff(text: str) -> bool:
+    return _LINE.match(text) is not None

@@ -1,0 +1,76 @@
+"""oslo.log service logs (devstack screen-*.txt, tempest.txt, /var/log/nova/*.log):
+
+    2013-09-27 18:23:42.923 2820 ERROR neutron.api.v2.resource [-] delete failed
+    2013-09-27 18:23:42.923 2820 TRACE neutron.api.v2.resource Traceback (most recent ...
+    2013-09-27 18:22:39.743 DEBUG nova.osapi_compute.wsgi.server [req-1 demo demo] text
+
+The pid is absent in some devstack logs. TRACE lines repeat the traceback of the
+ERROR line before them, so they are marked as its continuation. Lines of other shapes
+(xtrace "+ ..." before the service starts, XML/JSON bodies, blank lines) keep their
+text and get no timestamp; a line that starts with a timestamp but is garbled (two
+processes writing at once) keeps the timestamp.
+"""
+
+from __future__ import annotations
+
+import re
+
+from worker.formats.base import Line, ParseContext, Record
+
+NAME = "oslo"
+TAGS: tuple[str, ...] = ("oslofmt",)
+
+LEVELS = ("DEBUG", "INFO", "AUDIT", "WARNING", "ERROR", "CRITICAL", "TRACE")
+
+_LINE = re.compile(
+    r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) (?:(\d+) )?"
+    r"(DEBUG|INFO|AUDIT|WARNING|ERROR|CRITICAL|TRACE) (\S+)(?: |$)"
+)
+_TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)(?: |$)")
+# The same level-and-module head where another format (journald) already took the
+# timestamp and pid.
+LEVEL_MODULE = re.compile(r"(DEBUG|INFO|AUDIT|WARNING|ERROR|CRITICAL|TRACE) (\S+)(?: |$)")
+
+
+def parse_line(line: Line, context: ParseContext) -> Record:
+    text = line.text
+    match = _LINE.match(text)
+    if match is None:
+        match = _TIMESTAMP.match(text)
+        if match is None:
+            return Record(line, None, text)
+        date, time = match.groups()
+        return Record(line, f"{date}T{time}Z", text[match.end() :])
+    date, time, pid, level, module = match.groups()
+    timestamp = f"{date}T{time}Z"
+    rest = text[match.end() :]
+    fields = {"loglevel": level, "module": module}
+    if pid is not None:
+        fields["pid"] = pid
+    if level == "TRACE":
+        # No request context on TRACE lines: a "[" here is traceback text.
+        return Record(line, timestamp, rest, fields, True)
+    request_id, message = split_context(rest)
+    if request_id is not None:
+        fields["request_id"] = request_id
+    return Record(line, timestamp, message, fields)
+
+
+def split_context(rest: str) -> tuple[str | None, str]:
+    """The request id in a leading "[req-... user project]" (None for "[-]"), and the
+    text after the brackets."""
+    if not rest.startswith("["):
+        return None, rest
+    close = rest.find("]")
+    if close < 0:
+        return None, rest
+    message = rest[close + 2 :] if rest.startswith(" ", close + 1) else rest[close + 1 :]
+    start = rest.find("req-", 1, close)
+    if start < 0:
+        return None, message
+    end = rest.find(" ", start, close)
+    return rest[start : end if end >= 0 else close], message
+
+
+def sniff(text: str) -> bool:
+    return _LINE.match(text) is not None

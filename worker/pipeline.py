@@ -1,0 +1,107 @@
+"""One push-log job, start to end: fetch -> decode -> format -> events -> redact ->
+documents -> sink. This module wires the stages and does nothing else."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from dateutil.parser import isoparse
+
+from worker.config import WorkerConfig
+from worker.decode import DecodeStats, decode_lines
+from worker.documents import build_documents
+from worker.events import EventStats, group_events
+from worker.fetch import open_source
+from worker.formats import choose_format
+from worker.formats.base import ParseContext
+from worker.job import Job, JobSummary
+from worker.redact import redact_events
+from worker.sinks.base import Sink
+
+SNIFF_LINES = 50
+T = TypeVar("T")
+
+
+def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
+    started = time.monotonic()
+    summary = JobSummary(source_url=job.source_url)
+    decode_stats = DecodeStats()
+    event_stats = EventStats()
+    with open_source(job.source_url, config.fetch) as source:
+        lines = decode_lines(
+            source.chunks,
+            max_bytes=config.fetch.max_decompressed_bytes,
+            max_line_bytes=config.fetch.max_line_bytes,
+            stats=decode_stats,
+        )
+        head, lines = peek(lines, SNIFF_LINES)
+        log_format = choose_format(job.tags, job.options.format, [line.text for line in head])
+        summary.format = log_format.NAME
+        context = ParseContext(
+            reference_time=reference_time(job, source.last_modified),
+            html=is_html(job),
+        )
+        records = (log_format.parse_line(line, context) for line in lines)
+        events = group_events(
+            records,
+            max_event_lines=config.parse.max_event_lines,
+            lookahead_lines=config.parse.lookahead_lines,
+            fallback_timestamp=iso_utc(context.reference_time),
+            drop_debug=job.options.drop_debug,
+            drop_xtrace=job.options.drop_xtrace,
+            stats=event_stats,
+        )
+        documents = counted(
+            build_documents(redact_events(events), job, config.sink.index_prefix), summary
+        )
+        result = sink.write(documents)
+        summary.compressed_bytes = source.received
+    summary.lines = decode_stats.lines
+    summary.decompressed_bytes = decode_stats.bytes
+    summary.truncated_lines = decode_stats.truncated
+    summary.dropped = event_stats.dropped
+    summary.indexed = result.indexed
+    summary.failed = result.failed
+    summary.errors = result.errors
+    summary.seconds = round(time.monotonic() - started, 3)
+    return summary
+
+
+def peek(items: Iterator[T], n: int) -> tuple[list[T], Iterator[T]]:
+    """The first `n` items, and an iterator that still yields all of them."""
+    head = list(itertools.islice(items, n))
+    return head, itertools.chain(head, items)
+
+
+def counted(documents: Iterable[T], summary: JobSummary) -> Iterator[T]:
+    for document in documents:
+        summary.documents += 1
+        yield document
+
+
+def is_html(job: Job) -> bool:
+    name = str(job.fields.get("filename") or job.source_url).removesuffix(".gz")
+    return name.endswith((".html", ".htm"))
+
+
+def reference_time(job: Job, last_modified: datetime | None) -> datetime:
+    """The time year-less lines are placed in, and lines with no timestamp at all fall
+    back to: the build's end when the job says it, else the file's modification time.
+    Never ingest time when anything better is known, or old builds land in today's index."""
+    end = job.fields.get("build_end_time")
+    if isinstance(end, str) and end:
+        try:
+            parsed = isoparse(end)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return last_modified or datetime.now(UTC)
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
