@@ -32,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # gear logs every packet at INFO; only its warnings interest an operator.
+    logging.getLogger("gear").setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
         config = dataclasses.replace(
