@@ -20,7 +20,12 @@ from worker.sinks.bulk import Chunk, chunk_documents, read_items
 
 # Statuses meaning "too busy now", for which a whole request is worth sending again.
 OVERLOADED = frozenset({429, 502, 503, 504})
-TEMPLATE_NAME = "ci-log-indexer"
+
+
+def template_name(prefix: str) -> str:
+    """One template per index prefix: a template found under another prefix's name must
+    not stop this prefix's from being installed."""
+    return f"ci-log-indexer-{prefix.rstrip('-_.') or 'default'}"
 
 
 class EngineUnavailable(SinkError):
@@ -52,13 +57,12 @@ class EngineSink:
     def prepare(self) -> None:
         if not self.config.install_template:
             return
-        status, _ = self._perform("GET", f"/_index_template/{TEMPLATE_NAME}")
+        name = template_name(self.config.index_prefix)
+        status, _ = self._perform("GET", f"/_index_template/{name}")
         if status == 200:
             return
         template = index_template(self.config.index_prefix)
-        status, body = self._perform(
-            "PUT", f"/_index_template/{TEMPLATE_NAME}", orjson.dumps(template)
-        )
+        status, body = self._perform("PUT", f"/_index_template/{name}", orjson.dumps(template))
         if status >= 300:
             raise SinkError(f"installing index template failed: HTTP {status}: {reason(body)}")
 
