@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from types import FrameType
 
@@ -50,14 +51,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"log-worker: error: {exc}", file=sys.stderr)
         return 2
     worker = LogWorker(config, sink)
+    # The handler only records the request: calling into gear from a signal handler
+    # could re-enter a lock the interrupted job loop holds.
+    stop_requested = threading.Event()
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        worker.stop()
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop_requested.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    loop = threading.Thread(target=worker.run, name="job-loop")
+    loop.start()
     try:
-        worker.run()
+        while loop.is_alive():
+            if stop_requested.wait(0.5):
+                worker.stop()  # the current job finishes; no new one is taken
+                loop.join(0.5)
     finally:
         worker.close()
         sink.close()

@@ -35,7 +35,15 @@ class LogWorker:
             self.gearman.addServer(host, port)
 
     def run(self) -> None:
-        self.gearman.waitForServer()
+        # Wait in short steps: a worker whose Gearman server is not up yet must still stop.
+        while not self._stopping.is_set():
+            try:
+                self.gearman.waitForServer(timeout=1)
+                break
+            except gear.TimeoutError:
+                continue
+        if self._stopping.is_set():
+            return
         self.gearman.registerFunction(FUNCTION_NAME)
         while not self._stopping.is_set():
             try:

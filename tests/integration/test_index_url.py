@@ -1,0 +1,170 @@
+"""`log-shipper index URL`: a build tree served by a real HTTP log server, into each sink."""
+
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from log_shipper.cli import main
+from tests.httpserver import LogServer, serve_directory
+from tests.integration.conftest import SinkUnderTest
+from tests.integration.trees import make_tree
+from tests.paths import CORPUS
+
+BUILD = ["--build-uuid", "0c6d2a3e5b1f4e7d9a8b7c6d5e4f3a2b", "--job-name", "tempest-full"]
+BUILD += ["--pipeline", "check", "--build-end-time", "2014-06-10T00:00:00Z"]
+
+TREE = {
+    "job-output.txt": "zuul-jobs-fixture/job-output.txt",
+    "logs/screen-q-svc.txt.gz": "os-loganalyze/screen-q-svc.txt.gz",
+    "logs/devstack@c-vol.service.log.txt": "os-loganalyze/devstack@c-vol.service.log.txt",
+}
+# Small files only, for the failure case: it runs once per sink.
+SMALL_TREE = {
+    "job-output.txt": "zuul-jobs-fixture/job-output.txt",
+    "logs/devstack@c-api.service.log.txt": "os-loganalyze/devstack@c-api.service.log.txt",
+    "logs/devstack@c-vol.service.log.txt": "os-loganalyze/devstack@c-vol.service.log.txt",
+}
+
+
+def count_lines(data: bytes) -> int:
+    """Lines ended by \\n, \\r\\n or a lone \\r; a final terminator adds no empty line."""
+    parts = re.split(rb"\r\n|\r|\n", data)
+    return len(parts) - 1 if parts[-1] == b"" else len(parts)
+
+
+def text_of(source: str) -> bytes:
+    data = (CORPUS / source).read_bytes()
+    return gzip.decompress(data) if source.endswith(".gz") else data
+
+
+def logical(path: str) -> str:
+    """The documents' `filename`: the listed path without ".gz"."""
+    return path.removesuffix(".gz")
+
+
+def write_manifest(root: Path, layout: dict[str, str]) -> None:
+    """A zuul-manifest.json listing the tree, as Zuul uploads next to a build's logs."""
+    tree: list[dict[str, Any]] = []
+    for relative in sorted(layout):
+        *directories, name = relative.split("/")
+        nodes = tree
+        for directory in directories:
+            node = next((n for n in nodes if n["name"] == directory), None)
+            if node is None:
+                node = {"name": directory, "mimetype": "application/directory", "children": []}
+                nodes.append(node)
+            nodes = node["children"]
+        size = (root / relative).stat().st_size
+        nodes.append({"name": name, "mimetype": "text/plain", "size": size})
+    (root / "zuul-manifest.json").write_bytes(orjson.dumps({"tree": tree}))
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[LogServer, Path]]:
+    root = tmp_path / "srv"
+    with serve_directory(root) as server:
+        yield server, root
+
+
+def build_tree(root: Path, layout: dict[str, str]) -> str:
+    make_tree(root / "build", layout)
+    write_manifest(root / "build", layout)
+    return "build/"
+
+
+def count(sink: SinkUnderTest, query: str, capsys: pytest.CaptureFixture[str]) -> int:
+    assert main(["search", query, "--config", str(sink.config), "--count"]) == 0
+    return int(capsys.readouterr().out.strip())
+
+
+def report_rows(report: str) -> dict[str, str]:
+    """The per-file rows of the report, by the path they start with."""
+    rows: dict[str, str] = {}
+    for line in report.splitlines():
+        first = line.split("  ", 1)[0]
+        if first and first != "file":
+            rows[first] = line
+    return rows
+
+
+def lines_column(row: str) -> int:
+    """file, format, lines, indexed, failed, seconds, status: the third column."""
+    return int(row.split()[2])
+
+
+def test_index_url_indexes_every_listed_file(
+    sink: SinkUnderTest,
+    served: tuple[LogServer, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, root = served
+    url = server.url(build_tree(root, TREE))
+
+    code = main(["index", url, "--config", str(sink.config), *BUILD])
+    report = capsys.readouterr().out
+    assert code == 0, report
+    assert f"{len(TREE)} files submitted, 0 failed" in report
+
+    rows = report_rows(report)
+    for path, source in TREE.items():
+        row = rows[path]
+        assert row.rstrip().endswith("ok"), row
+        assert lines_column(row) == count_lines(text_of(source)), row
+        assert server.hits[f"/build/{path}"] == 1
+        assert count(sink, f'filename:"{logical(path)}"', capsys) > 0, path
+    assert count(sink, 'build_queue:"check" AND build_name:"tempest-full"', capsys) == count(
+        sink, "*", capsys
+    )
+
+
+def test_index_url_with_a_missing_file_reports_it_and_indexes_the_rest(
+    sink: SinkUnderTest,
+    served: tuple[LogServer, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, root = served
+    url = server.url(build_tree(root, SMALL_TREE))
+    gone = "logs/devstack@c-vol.service.log.txt"
+    server.behave(f"/build/{gone}", status=404)  # listed in the manifest, then missing
+
+    code = main(["index", url, "--config", str(sink.config), *BUILD])
+    report = capsys.readouterr().out
+    assert code == 1, report
+    assert f"{len(SMALL_TREE)} files submitted, 1 failed" in report
+
+    rows = report_rows(report)
+    assert "FAILED" in rows[gone] and "404" in rows[gone], rows[gone]
+    assert count(sink, f'filename:"{gone}"', capsys) == 0
+    for path in SMALL_TREE.keys() - {gone}:
+        assert rows[path].rstrip().endswith("ok"), rows[path]
+        assert count(sink, f'filename:"{path}"', capsys) > 0, path
+
+
+def test_index_of_a_missing_directory_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["index", "/no/such/dir", "--sink", f"sqlite:{tmp_path / 'logs.db'}"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert "/no/such/dir" in captured.err and "not a directory" in captured.err
+    assert not (tmp_path / "logs.db").exists()
+
+
+def test_wildcard_search_on_sqlite_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["search", "message:foo*", "--sink", f"sqlite:{tmp_path / 'logs.db'}"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert "wildcard" in captured.err and "foo*" in captured.err
