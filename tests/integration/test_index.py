@@ -13,7 +13,7 @@ from dateutil.parser import isoparse
 
 from log_shipper.cli import main
 from tests.integration.conftest import SinkUnderTest
-from tests.integration.trees import make_tree
+from tests.integration.trees import CORPUS_TREE, make_tree
 from tests.paths import CORPUS
 
 OSLO_ERROR = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+) (\d+) ERROR (\S+) ")
@@ -54,12 +54,14 @@ def same_instant(a: str, b: str) -> bool:
 def test_index_corpus_tree(
     sink: SinkUnderTest, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = make_tree(tmp_path / "build", TREE)
+    root = make_tree(tmp_path / "build", CORPUS_TREE)
     report = index(sink, root, capsys)
     assert "logs/testrepository.subunit" in report and "skipped" in report
 
-    # Every selected file is there, with the build's fields and the file's tags.
-    for path in ("job-output.txt", "logs/screen-q-svc.txt", "logs/syslog.txt"):
+    # Every file of the corpus but the binary subunit stream is there, with the
+    # build's fields and the file's tags.
+    indexed = [path.removesuffix(".gz") for path in CORPUS_TREE if not path.endswith(".subunit")]
+    for path in indexed:
         hits = search(sink, f'filename:"{path}"', capsys)
         assert hits, path
         hit = hits[0]

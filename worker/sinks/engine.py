@@ -13,11 +13,13 @@ from typing import Any
 import orjson
 
 from worker.config import SinkConfig, resource_path
-from worker.documents import Document
+from worker.documents import Document, document_id
 from worker.errors import QueryError, SinkError
 from worker.sinks.base import SearchResult, WriteResult
 from worker.sinks.bulk import Chunk, chunk_documents, read_items
 
+# For requests over the index pattern: no index yet means no hits, not an error.
+PATTERN_PARAMS = {"ignore_unavailable": "true", "allow_no_indices": "true"}
 # Statuses meaning "too busy now", for which a whole request is worth sending again.
 OVERLOADED = frozenset({429, 502, 503, 504})
 
@@ -65,6 +67,37 @@ class EngineSink:
         status, body = self._perform("PUT", f"/_index_template/{name}", orjson.dumps(template))
         if status >= 300:
             raise SinkError(f"installing index template failed: HTTP {status}: {reason(body)}")
+        self._create_build_index()
+
+    def _create_build_index(self) -> None:
+        index = self.config.build_index
+        status, _ = self._perform("GET", f"/{index}/_mapping")
+        if status == 200:
+            return
+        body = {
+            "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+            "mappings": {
+                "dynamic_templates": [
+                    {
+                        "strings_as_keywords": {
+                            "match_mapping_type": "string",
+                            "mapping": {"type": "keyword", "ignore_above": 1024},
+                        }
+                    }
+                ],
+                "properties": {
+                    "@timestamp": {"type": "date"},
+                    "started": {"type": "date"},
+                    "finished": {"type": "date"},
+                    "errors": {"type": "text"},
+                    "error": {"type": "text"},
+                    "files": {"type": "object", "enabled": False},
+                },
+            },
+        }
+        status, answer = self._perform("PUT", f"/{index}", orjson.dumps(body))
+        if status >= 300 and "already_exists" not in reason(answer):
+            raise SinkError(f"creating build index {index} failed: HTTP {status}: {reason(answer)}")
 
     def write(self, documents: Iterable[Document]) -> WriteResult:
         result = WriteResult()
@@ -110,11 +143,13 @@ class EngineSink:
         )
 
     def refresh(self) -> None:
-        self._checked("POST", f"/{self.pattern}/_refresh")
+        self._checked("POST", f"/{self.pattern}/_refresh", params=PATTERN_PARAMS)
 
     def count(self, query: str = "*") -> int:
         body = {"query": self._query(query)}
-        response = self._checked("POST", f"/{self.pattern}/_count", orjson.dumps(body))
+        response = self._checked(
+            "POST", f"/{self.pattern}/_count", orjson.dumps(body), params=PATTERN_PARAMS
+        )
         return int(response["count"])
 
     def search(self, query: str, size: int = 10) -> SearchResult:
@@ -124,7 +159,9 @@ class EngineSink:
             "sort": [{"@timestamp": {"order": "desc"}}, {"line_number": {"order": "asc"}}],
             "track_total_hits": True,
         }
-        response = self._checked("POST", f"/{self.pattern}/_search", orjson.dumps(body))
+        response = self._checked(
+            "POST", f"/{self.pattern}/_search", orjson.dumps(body), params=PATTERN_PARAMS
+        )
         hits = [
             {**hit["_source"], "_id": hit["_id"], "_index": hit["_index"]}
             for hit in response["hits"]["hits"]
@@ -146,7 +183,9 @@ class EngineSink:
         while True:
             self.refresh()
             body = {"query": query, "size": 1000, "_source": False}
-            response = self._checked("POST", f"/{self.pattern}/_search", orjson.dumps(body))
+            response = self._checked(
+                "POST", f"/{self.pattern}/_search", orjson.dumps(body), params=PATTERN_PARAMS
+            )
             hits = response["hits"]["hits"]
             if not hits:
                 return deleted
@@ -158,6 +197,35 @@ class EngineSink:
             if status >= 300 or answer.get("errors"):
                 raise SinkError(f"deleting documents of {filename} failed: {reason(answer)}")
             deleted += len(hits)
+
+    def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+        index = self.config.build_index
+        build_uuid = str(outcome["build_uuid"])
+        doc_id = document_id(build_uuid, str(outcome["filename"]), 0)
+        # refresh=true: the count that follows must see this outcome.
+        self._checked(
+            "PUT", f"/{index}/_doc/{doc_id}", orjson.dumps(outcome), params={"refresh": "true"}
+        )
+        query = {
+            "bool": {"filter": [{"term": {"type": "file"}}, {"term": {"build_uuid": build_uuid}}]}
+        }
+        response = self._checked(
+            "POST", f"/{index}/_search", orjson.dumps({"query": query, "size": 10000})
+        )
+        return [hit["_source"] for hit in response["hits"]["hits"]]
+
+    def put_build(self, summary: dict[str, Any]) -> None:
+        path = f"/{self.config.build_index}/_doc/{summary['build_uuid']}"
+        self._checked("PUT", path, orjson.dumps(summary), params={"refresh": "true"})
+
+    def get_build(self, build_uuid: str) -> dict[str, Any] | None:
+        status, answer = self._perform("GET", f"/{self.config.build_index}/_doc/{build_uuid}")
+        if status == 404:
+            return None
+        if status >= 300:
+            raise SinkError(f"reading build {build_uuid} failed: HTTP {status}: {reason(answer)}")
+        source: dict[str, Any] = answer["_source"]
+        return source
 
     def close(self) -> None:
         pass
@@ -176,8 +244,7 @@ class EngineSink:
         body: bytes | None = None,
         params: dict[str, str] | None = None,
     ) -> Any:
-        merged = {"ignore_unavailable": "true", "allow_no_indices": "true", **(params or {})}
-        status, response = self._perform(method, path, body, params=merged)
+        status, response = self._perform(method, path, body, params=params)
         if status == 400 and method == "POST" and path.endswith(("_search", "_count")):
             raise QueryError(f"query refused: {reason(response)}")
         if status >= 300:
