@@ -11,14 +11,14 @@ from pathlib import Path
 
 import orjson
 
-from log_shipper.listing import list_tree
 from log_shipper.local import LocalCluster
-from log_shipper.metadata import add_metadata_arguments, fields_from_args
-from log_shipper.report import print_report
-from log_shipper.rules import default_rules, load_rules
-from log_shipper.submit import Submitter, submissions_for
+from log_shipper.metadata import add_metadata_arguments, add_source_arguments, collect_fields
+from log_shipper.plan import BuildPlan, plan_build
+from log_shipper.report import print_plan, print_report
+from log_shipper.rules import Rules, default_rules, load_rules
+from log_shipper.submit import Outcome, Submitter
 from worker.config import WorkerConfig, load_config
-from worker.errors import LogIndexerError
+from worker.errors import ConfigError, LogIndexerError
 from worker.sinks import open_sink
 
 DEFAULT_SINK = "sqlite:./logs.db"
@@ -46,20 +46,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="index one build's log tree on this machine (in-process Gearman and workers)",
     )
     index.add_argument("log_root", metavar="LOG_ROOT", help="local directory or URL of the logs")
-    index.add_argument("--sink", help=f"where documents go (default {DEFAULT_SINK})")
-    index.add_argument("--config", help="worker configuration YAML (limits, auth, prefix)")
-    index.add_argument("--rules", help="file rules YAML (default: config/rules.yaml)")
-    index.add_argument(
-        "--allow",
-        action="append",
-        default=[],
-        metavar="URL_PREFIX",
-        help="also allow fetching under this prefix (repeatable)",
-    )
-    index.add_argument("--workers", type=int, default=2, help="worker threads (default 2)")
+    add_local_arguments(index)
     index.add_argument("--timeout", type=float, default=None, help="give up after SECONDS")
     add_metadata_arguments(index)
+    add_source_arguments(index)
     index.set_defaults(command=cmd_index)
+
+    submit = commands.add_parser(
+        "submit",
+        help="the job-completion hook: queue one push-log job per log file of a build",
+        description="Never fails the CI build: problems are warnings and the exit status "
+        "is 0, unless --strict.",
+    )
+    where = submit.add_argument_group("the build's logs (at least one)")
+    where.add_argument("--log-url", help="URL of the build's log root on the log server")
+    where.add_argument(
+        "--log-dir",
+        help="local copy of the log tree to list (with --log-url, workers fetch from the URL)",
+    )
+    submit.add_argument(
+        "--gearman",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="Gearman server (repeatable; the first reachable one is used)",
+    )
+    add_local_arguments(submit)
+    submit.add_argument("--wait", action="store_true", help="wait for every file's answer")
+    submit.add_argument("--dry-run", action="store_true", help="print what would be submitted")
+    submit.add_argument("--strict", action="store_true", help="exit non-zero on any problem")
+    submit.add_argument(
+        "--connect-timeout", type=float, default=10.0, help="seconds to reach a server (10)"
+    )
+    submit.add_argument("--timeout", type=float, default=None, help="with --wait: give up after")
+    add_metadata_arguments(submit)
+    add_source_arguments(submit)
+    submit.set_defaults(command=cmd_submit)
 
     search = commands.add_parser("search", help="run a Lucene query against a sink")
     search.add_argument("query", metavar="QUERY")
@@ -72,42 +94,111 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_local_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that can run an in-process worker."""
+    parser.add_argument("--sink", help=f"where documents go (index: default {DEFAULT_SINK})")
+    parser.add_argument("--config", help="worker configuration YAML (limits, auth, servers)")
+    parser.add_argument("--rules", help="file rules YAML (default: config/rules.yaml)")
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="URL_PREFIX",
+        help="also allow fetching under this prefix (repeatable)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="in-process worker threads (2)")
+
+
 def worker_config(args: argparse.Namespace) -> WorkerConfig:
     config = load_config(args.config) if args.config else WorkerConfig()
     sink_url = args.sink or (config.sink.url if args.config else DEFAULT_SINK)
     return dataclasses.replace(config, sink=dataclasses.replace(config.sink, url=sink_url))
 
 
-def cmd_index(args: argparse.Namespace) -> int:
+def log_root_id(root: str) -> str:
+    """The canonical name of a log root: a URL with a final slash, or an absolute path."""
+    if root.startswith(("http://", "https://")):
+        return root.rstrip("/") + "/"
+    path = Path(root).resolve()
+    if not path.is_dir():
+        raise ConfigError(f"{root}: not a directory")
+    return str(path)
+
+
+def run_locally(
+    args: argparse.Namespace, plan: BuildPlan, allow: Sequence[str], local_files: bool
+) -> list[Outcome]:
+    """Index a plan with an in-process Gearman server and workers."""
     config = worker_config(args)
-    log_root = args.log_root
-    is_url = log_root.startswith(("http://", "https://"))
-    if is_url:
-        root_id = log_root.rstrip("/") + "/"
-    else:
-        root_id = str(Path(log_root).resolve())
-        if not Path(root_id).is_dir():
-            raise LogIndexerError(f"{log_root}: not a directory")
     config = dataclasses.replace(
         config,
         fetch=dataclasses.replace(
             config.fetch,
-            allow=(*config.fetch.allow, *args.allow, root_id),
-            allow_local=not is_url,
+            allow=(*config.fetch.allow, *args.allow, *allow),
+            allow_local=local_files,
         ),
     )
-    rules = load_rules(args.rules) if args.rules else default_rules()
-    fields = fields_from_args(args, root_id)
-    selected = rules.select(list_tree(root_id), fields)
-    submissions = submissions_for(selected, fields)
-    skipped = [item for item in selected if not item.indexed]
     with LocalCluster(config, workers=max(1, args.workers)) as cluster:
         with Submitter([cluster.address]) as submitter:
-            outcomes = submitter.submit(submissions, wait=True, timeout=args.timeout)
+            outcomes = submitter.submit(plan.submissions, wait=True, timeout=args.timeout)
         cluster.sink.refresh()
-    print_report(outcomes, skipped, sys.stdout)
-    print(f"sink: {config.sink.url}  build_uuid: {fields['build_uuid']}")
+    return outcomes
+
+
+def rules_from(args: argparse.Namespace) -> Rules:
+    return load_rules(args.rules) if args.rules else default_rules()
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    root = log_root_id(args.log_root)
+    fields = collect_fields(args, os.environ, root, required=())
+    plan = plan_build(root, fields, rules_from(args))
+    outcomes = run_locally(args, plan, [root], local_files=not root.startswith("http"))
+    print_report(outcomes, plan.skipped, sys.stdout)
+    print(f"sink: {worker_config(args).sink.url}  build_uuid: {fields['build_uuid']}")
     return 0 if all(outcome.ok for outcome in outcomes) else 1
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    try:
+        return submit(args)
+    except LogIndexerError as exc:
+        # A log indexer must never fail the CI build it is called from.
+        level = "error" if args.strict else "warning"
+        print(f"log-shipper submit: {level}: {exc}", file=sys.stderr)
+        return 2 if args.strict else 0
+
+
+def submit(args: argparse.Namespace) -> int:
+    if not args.log_url and not args.log_dir:
+        raise ConfigError("give --log-url URL (the build's log root) and/or --log-dir DIR")
+    listing_root = log_root_id(args.log_dir or args.log_url)
+    url_root = log_root_id(args.log_url) if args.log_url else None
+    fields = collect_fields(args, os.environ, url_root or listing_root)
+    plan = plan_build(listing_root, fields, rules_from(args), url_root=url_root)
+    if args.dry_run:
+        print_plan(plan, sys.stdout)
+        return 0
+    if args.sink:
+        local = url_root is None
+        outcomes = run_locally(args, plan, [url_root or listing_root], local_files=local)
+        print_report(outcomes, plan.skipped, sys.stdout)
+        return 1 if args.strict and not all(outcome.ok for outcome in outcomes) else 0
+    if url_root is None:
+        raise ConfigError("--log-dir alone needs --sink (workers elsewhere cannot read it)")
+    config = load_config(args.config) if args.config else WorkerConfig()
+    servers = args.gearman or list(config.gearman)
+    with Submitter(servers, connect_timeout=args.connect_timeout) as submitter:
+        outcomes = submitter.submit(plan.submissions, wait=args.wait, timeout=args.timeout)
+    if args.wait:
+        print_report(outcomes, plan.skipped, sys.stdout)
+    else:
+        queued = sum(1 for outcome in outcomes if outcome.error is None)
+        print(f"{queued} of {len(outcomes)} files queued for build {fields['build_uuid']}")
+    failed = [outcome for outcome in outcomes if outcome.error is not None]
+    for outcome in failed:
+        print(f"log-shipper submit: warning: {outcome.path}: {outcome.error}", file=sys.stderr)
+    return 1 if args.strict and (failed or not all(o.ok for o in outcomes if args.wait)) else 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:

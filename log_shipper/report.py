@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
+from log_shipper.plan import BuildPlan
 from log_shipper.rules import Selected
 from log_shipper.submit import Outcome
 
@@ -47,3 +48,15 @@ def print_report(outcomes: Sequence[Outcome], skipped: Sequence[Selected], out: 
         f"({seconds:.1f} worker-seconds)",
         file=out,
     )
+
+
+def print_plan(plan: BuildPlan, out: TextIO) -> None:
+    """--dry-run: what would be submitted, and what is skipped and why."""
+    print(f"build {plan.fields.get('build_uuid')}: {len(plan.submissions)} files", file=out)
+    for submission in plan.submissions:
+        job = submission.job
+        options = job.options.to_mapping()
+        extra = f"  options={options}" if options else ""
+        print(f"  submit  {submission.path}  tags={list(job.tags)}{extra}", file=out)
+    for item in plan.skipped:
+        print(f"  skip    {item.path}  ({item.reason})", file=out)

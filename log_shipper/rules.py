@@ -11,12 +11,15 @@ happens to be "syslog.txt.gz".
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 import yaml
 
 from worker.errors import ConfigError
@@ -119,6 +122,8 @@ class Rules:
     exclude: tuple[re.Pattern[str], ...] = ()
     files: tuple[FileRule, ...] = ()
     max_bytes: int | None = None  # default size cap; None: no cap
+    # Identifies the rules' content: a build indexed under other rules is not "done".
+    digest: str = ""
 
     def decide(
         self,
@@ -222,9 +227,11 @@ def file_tags(rule_tags: Iterable[str], path: str) -> tuple[str, ...]:
 def parse_rules(raw: Any, source_name: str = "rules") -> Rules:
     """Validate the parsed YAML; every error names `source_name`, the key and rule index."""
     try:
-        return _parse(raw)
+        rules = _parse(raw)
     except ConfigError as exc:
         raise ConfigError(f"{source_name}: {exc}") from None
+    canonical = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    return dataclasses.replace(rules, digest=hashlib.sha256(canonical).hexdigest()[:16])
 
 
 def load_rules(path: str | Path) -> Rules:

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import gear
 
-from log_shipper.rules import Selected
+from log_shipper.plan import Submission
 from worker.errors import LogIndexerError
 from worker.gearman_worker import split_address
-from worker.job import FUNCTION_NAME, Job, JobSummary
+from worker.job import FUNCTION_NAME, JobSummary
 
 
 class SubmitError(LogIndexerError):
     """No Gearman server took the jobs."""
-
-
-@dataclass(slots=True)
-class Submission:
-    path: str  # relative to the build's log root: what the operator recognises
-    job: Job
 
 
 @dataclass(slots=True)
@@ -87,9 +81,8 @@ class Submitter:
         for submission in submissions:
             outcome = Outcome(submission.path)
             outcomes.append(outcome)
-            job = gear.Job(
-                FUNCTION_NAME, submission.job.to_payload(), unique=uuid.uuid4().hex.encode()
-            )
+            payload = dataclasses.replace(submission.job, submitted_at=time.time()).to_payload()
+            job = gear.Job(FUNCTION_NAME, payload, unique=uuid.uuid4().hex.encode())
             try:
                 self.client.submitJob(job, background=not wait, precedence=precedence)
             except gear.GearmanError as exc:
@@ -130,20 +123,3 @@ def read_answer(outcome: Outcome, job: gear.Job) -> None:
         outcome.summary = JobSummary.from_json(b"".join(job.data))
     except (ValueError, TypeError) as exc:
         outcome.error = f"unreadable answer from worker: {exc}"
-
-
-def submissions_for(selected: Iterable[Selected], fields: dict[str, Any]) -> list[Submission]:
-    """One job per selected file, carrying the build's fields plus the file's own."""
-    return [
-        Submission(
-            path=item.path,
-            job=Job(
-                source_url=item.url,
-                fields={**fields, "filename": item.filename, "log_url": item.url},
-                tags=item.tags,
-                options=item.options,
-            ),
-        )
-        for item in selected
-        if item.indexed
-    ]

@@ -55,7 +55,7 @@ class ParseConfig:
 class SinkConfig:
     url: str = "sqlite:./logs.db"
     index_prefix: str = "logstash-"
-    build_index: str = "logstash-builds"
+    build_index: str = "ci-log-builds"  # outside index_prefix*, so line searches skip it
     install_template: bool = True
     username: str | None = None
     password: str | None = None

@@ -8,9 +8,10 @@ import traceback
 
 import gear
 
+from worker.builds import build_summary, completed_run, file_outcome
 from worker.config import WorkerConfig
 from worker.errors import JobError, LogIndexerError
-from worker.job import FUNCTION_NAME, JobSummary, parse_job
+from worker.job import FUNCTION_NAME, Job, JobSummary, parse_job
 from worker.pipeline import run_job
 from worker.sinks.base import Sink
 
@@ -59,19 +60,25 @@ class LogWorker:
     def close(self) -> None:
         self.gearman.shutdown()
 
-    def handle(self, job: gear.WorkerJob) -> JobSummary | None:
+    def handle(self, gearman_job: gear.WorkerJob) -> JobSummary | None:
         """Run one job and answer it; never lets an error stop the worker."""
         try:
-            summary = run_job(parse_job(job.arguments), self.config, self.sink)
+            job = parse_job(gearman_job.arguments)
         except JobError as exc:
-            self._fail(job, f"bad job: {exc}")
+            self._fail(gearman_job, f"bad job: {exc}")
             return None
+        summary: JobSummary | None = None
+        error: str | None = None
+        try:
+            summary = run_job(job, self.config, self.sink)
         except LogIndexerError as exc:
-            self._fail(job, str(exc))
-            return None
+            error = str(exc)
         except Exception as exc:  # a bug must cost one job, not the worker
-            log.error("job %s crashed:\n%s", job.handle, traceback.format_exc())
-            self._fail(job, f"internal error: {type(exc).__name__}: {exc}")
+            log.error("job %s crashed:\n%s", gearman_job.handle, traceback.format_exc())
+            error = f"internal error: {type(exc).__name__}: {exc}"
+        self._track(job, summary, error)
+        if error is not None or summary is None:
+            self._fail(gearman_job, error or "no summary")
             return None
         log.info(
             "%s: %d lines, %d indexed, %d failed in %.2fs",
@@ -81,8 +88,22 @@ class LogWorker:
             summary.failed,
             summary.seconds,
         )
-        job.sendWorkComplete(summary.to_json())
+        gearman_job.sendWorkComplete(summary.to_json())
         return summary
+
+    def _track(self, job: Job, summary: JobSummary | None, error: str | None) -> None:
+        """Record the file's outcome; the build's last file writes the build summary."""
+        if job.build is None or not job.fields.get("build_uuid"):
+            return
+        try:
+            outcomes = self.sink.record_file(file_outcome(job, summary, error))
+            run = completed_run(job, outcomes)
+            if run is not None:
+                self.sink.put_build(build_summary(job, run))
+        except LogIndexerError as exc:
+            # Losing the record only delays "fully indexed" until the build is re-run;
+            # the documents themselves are already stored.
+            log.warning("could not record build progress for %s: %s", job.source_url, exc)
 
     def _fail(self, job: gear.WorkerJob, reason: str) -> None:
         reason = " ".join(reason.split())  # one line, whatever the cause printed

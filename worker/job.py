@@ -46,12 +46,41 @@ class FileOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildTracking:
+    """Lets workers tell when a whole build is indexed: the number of files submitted
+    for it, and the rules that chose them."""
+
+    files: int
+    rules_digest: str = ""
+    # One submission of the build: outcomes of an earlier run of the same build do not
+    # count towards this one's completion.
+    run_id: str = ""
+
+    @classmethod
+    def from_mapping(cls, raw: Any) -> BuildTracking | None:
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            raise JobError("build must be an object")
+        files = raw.get("files")
+        if not isinstance(files, int) or isinstance(files, bool) or files < 1:
+            raise JobError("build.files must be a positive whole number")
+        digest = raw.get("rules_digest", "")
+        run_id = raw.get("run_id", "")
+        if not isinstance(digest, str) or not isinstance(run_id, str):
+            raise JobError("build.rules_digest and build.run_id must be strings")
+        return cls(files=files, rules_digest=digest, run_id=run_id)
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     source_url: str
     fields: dict[str, Any]
     tags: tuple[str, ...]
     retry: bool = False
     options: FileOptions = field(default_factory=FileOptions)
+    build: BuildTracking | None = None
+    submitted_at: float | None = None  # epoch seconds; gives the queue lag
 
     def to_payload(self) -> bytes:
         payload: dict[str, Any] = {
@@ -61,6 +90,10 @@ class Job:
         }
         if self.options != FileOptions():
             payload["options"] = self.options.to_mapping()
+        if self.build is not None:
+            payload["build"] = asdict(self.build)
+        if self.submitted_at is not None:
+            payload["submitted_at"] = self.submitted_at
         return orjson.dumps(payload)
 
 
@@ -87,12 +120,19 @@ def parse_job(arguments: bytes) -> Job:
     retry = payload.get("retry", False)
     if not isinstance(retry, bool):
         raise JobError("job retry must be true or false")
+    submitted_at = payload.get("submitted_at")
+    if submitted_at is not None and (
+        isinstance(submitted_at, bool) or not isinstance(submitted_at, int | float)
+    ):
+        raise JobError("job submitted_at must be a number (epoch seconds)")
     return Job(
         source_url=source_url,
         fields=fields,
         tags=tuple(tags),
         retry=retry,
         options=FileOptions.from_mapping(payload.get("options")),
+        build=BuildTracking.from_mapping(payload.get("build")),
+        submitted_at=submitted_at,
     )
 
 

@@ -55,4 +55,16 @@ class Sink(Protocol):
 
     def count(self, query: str = "*") -> int: ...
 
+    def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+        """Store one file's outcome (keyed by build_uuid and filename, so a re-run
+        replaces it) and return every outcome recorded for that build so far."""
+        ...
+
+    def put_build(self, summary: dict[str, Any]) -> None:
+        """Store a build-summary document (keyed by build_uuid)."""
+
+    def get_build(self, build_uuid: str) -> dict[str, Any] | None:
+        """The build-summary document, or None while the build is not fully indexed."""
+        ...
+
     def close(self) -> None: ...

@@ -23,7 +23,7 @@ from worker.errors import SinkError
 from worker.sinks.base import SearchResult, WriteResult
 from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS, translate
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Columns filled from a document, in insert order.
 _COLUMNS: tuple[str, ...] = (
@@ -72,6 +72,14 @@ _SCHEMA: tuple[str, ...] = (
     " VALUES ('delete', old.seq, old.message);\n"
     "  INSERT INTO documents_fts (rowid, message) VALUES (new.seq, new.message);\n"
     "END",
+    # Build tracking (worker/builds.py): one outcome per file, one summary per build.
+    "CREATE TABLE IF NOT EXISTS build_files (\n"
+    "  build_uuid TEXT NOT NULL,\n"
+    "  filename TEXT NOT NULL,\n"
+    "  outcome TEXT NOT NULL,\n"
+    "  PRIMARY KEY (build_uuid, filename)\n"
+    ")",
+    "CREATE TABLE IF NOT EXISTS builds (build_uuid TEXT PRIMARY KEY, summary TEXT NOT NULL)",
 )
 
 _UPSERT = (
@@ -326,6 +334,45 @@ class SqliteSink:
             hit["_index"] = index
             hits.append(hit)
         return SearchResult(total=int(total), hits=hits)
+
+    def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+        if not self._prepared:
+            self.prepare()
+        build_uuid = str(outcome["build_uuid"])
+        try:
+            with self._writing() as connection:
+                connection.execute(
+                    "INSERT OR REPLACE INTO build_files VALUES (?, ?, ?)",
+                    (build_uuid, str(outcome["filename"]), orjson.dumps(outcome).decode()),
+                )
+                rows = connection.execute(
+                    "SELECT outcome FROM build_files WHERE build_uuid = ?", (build_uuid,)
+                ).fetchall()
+        except sqlite3.Error as exc:
+            raise SinkError(f"{self.path}: recording a file outcome failed: {exc}") from None
+        return [orjson.loads(row[0]) for row in rows]
+
+    def put_build(self, summary: dict[str, Any]) -> None:
+        try:
+            with self._writing() as connection:
+                connection.execute(
+                    "INSERT OR REPLACE INTO builds VALUES (?, ?)",
+                    (str(summary["build_uuid"]), orjson.dumps(summary).decode()),
+                )
+        except sqlite3.Error as exc:
+            raise SinkError(f"{self.path}: storing a build summary failed: {exc}") from None
+
+    def get_build(self, build_uuid: str) -> dict[str, Any] | None:
+        if not self._prepared:
+            self.prepare()
+        with self._reading() as connection:
+            row = connection.execute(
+                "SELECT summary FROM builds WHERE build_uuid = ?", (build_uuid,)
+            ).fetchone()
+        if row is None:
+            return None
+        summary: dict[str, Any] = orjson.loads(row[0])
+        return summary
 
     def delete_file(self, build_uuid: str, filename: str) -> int:
         """Remove every document of one file of one build; returns how many."""
