@@ -296,3 +296,13 @@ def _reason(exc: urllib3.exceptions.HTTPError) -> str:
     if text.startswith("<") and ">: " in text:
         text = text.split(">: ", 1)[1]
     return " ".join(text.split()) or type(reason).__name__
+
+
+def index_page_links(http: urllib3.PoolManager, url: str) -> tuple[str, list[str]]:
+    """The final URL of a directory index page and the absolute URLs of its entries."""
+    status, body, content_type, final_url = _get(http, url, MAX_INDEX_BYTES)
+    if status != 200:
+        raise FetchError(f"GET {url}: HTTP {status}")
+    if "html" not in content_type.lower():
+        raise FetchError(f"GET {url}: not a directory index ({content_type or '?'})")
+    return final_url, list(dict.fromkeys(_child_links(final_url, body)))

@@ -6,7 +6,8 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import gear
 
@@ -66,6 +67,40 @@ class Submitter:
     def __exit__(self, *exc: object) -> None:
         self.client.shutdown()
 
+    def start(
+        self, submission: Submission, *, wait: bool = True, low_priority: bool = False
+    ) -> Pending:
+        """Queue one file's job; `poll` the result to learn its outcome."""
+        precedence = gear.PRECEDENCE_LOW if low_priority else gear.PRECEDENCE_NORMAL
+        pending = Pending(Outcome(submission.path))
+        payload = dataclasses.replace(submission.job, submitted_at=time.time()).to_payload()
+        job = gear.Job(FUNCTION_NAME, payload, unique=uuid.uuid4().hex.encode())
+        try:
+            self.client.submitJob(job, background=not wait, precedence=precedence)
+        except gear.GearmanError as exc:
+            pending.outcome.error = f"not submitted: {exc}"
+            pending.finished = True
+            return pending
+        pending.job = job
+        pending.finished = not wait
+        return pending
+
+    def poll(self, pending: Pending, timeout: float | None = None) -> bool:
+        """True once the job has an outcome (answer, lost server, or `timeout` seconds)."""
+        if pending.finished:
+            return True
+        job = pending.job
+        if job.complete:
+            read_answer(pending.outcome, job)
+        elif job.handle in self.client.orphans:
+            pending.outcome.error = "the Gearman server went away before the job finished"
+        elif timeout is not None and time.monotonic() - pending.started > timeout:
+            pending.outcome.error = f"no answer within {timeout:g}s"
+        else:
+            return False
+        pending.finished = True
+        return True
+
     def submit(
         self,
         submissions: Iterable[Submission],
@@ -75,42 +110,20 @@ class Submitter:
         timeout: float | None = None,
     ) -> list[Outcome]:
         """Queue one job per file; with `wait`, collect every answer (or a timeout)."""
-        precedence = gear.PRECEDENCE_LOW if low_priority else gear.PRECEDENCE_NORMAL
-        pending: list[tuple[Outcome, gear.Job]] = []
-        outcomes: list[Outcome] = []
-        for submission in submissions:
-            outcome = Outcome(submission.path)
-            outcomes.append(outcome)
-            payload = dataclasses.replace(submission.job, submitted_at=time.time()).to_payload()
-            job = gear.Job(FUNCTION_NAME, payload, unique=uuid.uuid4().hex.encode())
-            try:
-                self.client.submitJob(job, background=not wait, precedence=precedence)
-            except gear.GearmanError as exc:
-                outcome.error = f"not submitted: {exc}"
-                continue
-            pending.append((outcome, job))
-        if wait:
-            self._collect(pending, timeout)
-        return outcomes
+        pending = [self.start(s, wait=wait, low_priority=low_priority) for s in submissions]
+        while not all([self.poll(item, timeout) for item in pending]):
+            time.sleep(0.05)
+        return [item.outcome for item in pending]
 
-    def _collect(self, pending: list[tuple[Outcome, gear.Job]], timeout: float | None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while pending:
-            still: list[tuple[Outcome, gear.Job]] = []
-            for outcome, job in pending:
-                if job.complete:
-                    read_answer(outcome, job)
-                elif job.handle in self.client.orphans:
-                    outcome.error = "the Gearman server went away before the job finished"
-                else:
-                    still.append((outcome, job))
-            pending = still
-            if pending and deadline is not None and time.monotonic() > deadline:
-                for outcome, _ in pending:
-                    outcome.error = f"no answer within {timeout:g}s"
-                return
-            if pending:
-                time.sleep(0.05)
+
+@dataclass(slots=True)
+class Pending:
+    """A submitted job, until its outcome is known."""
+
+    outcome: Outcome
+    job: Any = None  # gear.Job; None when submission failed
+    finished: bool = False
+    started: float = field(default_factory=time.monotonic)
 
 
 def read_answer(outcome: Outcome, job: gear.Job) -> None:

@@ -1,23 +1,46 @@
-"""`log-worker`: run a push-log worker against the configured Gearman servers."""
+"""`log-worker`: run push-log workers against the configured Gearman servers."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
+import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from worker.config import load_config
-from worker.errors import LogIndexerError
+from worker.config import WorkerConfig, check_sink_url, load_config
+from worker.errors import ConfigError, LogIndexerError
 from worker.gearman_worker import LogWorker
+from worker.logs import LOG_FORMATS, configure_logging
+from worker.metrics import MetricsServer
+from worker.pool import Supervisor
 from worker.sinks import open_sink
+from worker.sinks.base import Sink
+
+# Children of a pool are this module run again by the same interpreter.
+CHILD_MODULE = "worker.cli"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number (0 for none)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="log-worker", description=__doc__)
     parser.add_argument("--config", required=True, help="worker configuration YAML")
     parser.add_argument(
@@ -29,20 +52,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--sink", help="override sink.url from the configuration")
     parser.add_argument(
+        "--processes",
+        type=_positive,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="worker processes under one supervisor; 1 runs the worker in this process "
+        "(default: the number of CPUs, %(default)s here)",
+    )
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="override log_format from the configuration"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (0: none); overrides metrics_port",
+    )
+    parser.add_argument(
         "--check-config", action="store_true", help="validate the configuration and exit"
     )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    # gear logs every packet at INFO; only its warnings interest an operator.
-    logging.getLogger("gear").setLevel(logging.WARNING)
+    # Given to the children of a pool: a child whose supervisor is gone stops by itself.
+    parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
-        config = load_config(args.config)
-        config = dataclasses.replace(
-            config,
-            fetch=dataclasses.replace(config.fetch, allow=(*config.fetch.allow, *args.allow)),
-            sink=dataclasses.replace(config.sink, url=args.sink or config.sink.url),
-        )
-        sink = open_sink(config.sink.url, config.sink)
+        config = effective_config(args)
+        sink = checked_sink(config)
         if args.check_config:
             print(f"{args.config}: ok")
             return 0
@@ -50,27 +88,115 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LogIndexerError as exc:
         print(f"log-worker: error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(config.log_format)
+    if args.processes == 1:
+        return run_worker(config, sink, parent_pid=args.parent_pid)
+    # The supervisor prepared the sink once, so that the children's prepare() finds
+    # everything in place instead of racing to create it; it writes nothing itself.
+    sink.close()
+    return run_pool(args, config)
+
+
+def effective_config(args: argparse.Namespace) -> WorkerConfig:
+    config = load_config(args.config)
+    return dataclasses.replace(
+        config,
+        fetch=dataclasses.replace(config.fetch, allow=(*config.fetch.allow, *args.allow)),
+        sink=dataclasses.replace(config.sink, url=args.sink or config.sink.url),
+        log_format=args.log_format or config.log_format,
+        metrics_port=config.metrics_port if args.metrics_port is None else args.metrics_port,
+    )
+
+
+def checked_sink(config: WorkerConfig) -> Sink:
+    """The sink, opened without connecting: a bad URL is reported now, as a ConfigError."""
+    url = config.sink.url
+    check_sink_url(url)
+    try:
+        return open_sink(url, config.sink)
+    except ValueError as exc:  # raised by the engine clients for URLs they cannot parse
+        raise ConfigError(f"sink URL {url!r}: {exc}") from None
+
+
+def run_worker(config: WorkerConfig, sink: Sink, *, parent_pid: int | None = None) -> int:
+    """One worker in this process until SIGTERM/SIGINT (or, in a pool, until the
+    supervisor is gone): the job in hand is finished, then the sink is closed."""
+    metrics_server = None
+    if config.metrics_port:
+        try:
+            metrics_server = MetricsServer(config.metrics_port, config.metrics_address)
+        except OSError as exc:
+            sink.close()
+            print(f"log-worker: error: metrics port {config.metrics_port}: {exc}", file=sys.stderr)
+            return 1
     worker = LogWorker(config, sink)
-    # The handler only records the request: calling into gear from a signal handler
-    # could re-enter a lock the interrupted job loop holds.
-    stop_requested = threading.Event()
+    # The handler only records the request: calling into gear, or even setting a
+    # threading.Event, could re-enter a lock the interrupted main thread holds.
+    requested: list[int] = []
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop_requested.set()
+        requested.append(signum)
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     loop = threading.Thread(target=worker.run, name="job-loop")
     loop.start()
+    stopping = False
     try:
         while loop.is_alive():
-            if stop_requested.wait(0.5):
+            loop.join(0.5)
+            orphaned = parent_pid is not None and os.getppid() != parent_pid
+            if (requested or orphaned) and not stopping:
+                stopping = True
                 worker.stop()  # the current job finishes; no new one is taken
-                loop.join(0.5)
     finally:
         worker.close()
         sink.close()
+        if metrics_server is not None:
+            metrics_server.close()
     return 0
+
+
+def child_command(args: argparse.Namespace, config: WorkerConfig) -> list[str]:
+    """A pool member: this command with --processes 1. It reads the same configuration
+    file with the same overrides; the supervisor alone serves metrics."""
+    command = [sys.executable, "-m", CHILD_MODULE, "--config", args.config, "--processes", "1"]
+    for prefix in args.allow:
+        command += ["--allow", prefix]
+    if args.sink:
+        command += ["--sink", args.sink]
+    command += ["--log-format", config.log_format, "--metrics-port", "0"]
+    return [*command, "--parent-pid", str(os.getpid())]
+
+
+def run_pool(args: argparse.Namespace, config: WorkerConfig) -> int:
+    env = dict(os.environ)
+    metrics_dir: str | None = None
+    metrics_server: MetricsServer | None = None
+    try:
+        if config.metrics_port:
+            # Fresh for every supervisor: files left by an earlier run would be summed in.
+            metrics_dir = tempfile.mkdtemp(prefix="log-worker-metrics-")
+            env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            try:
+                metrics_server = MetricsServer(
+                    config.metrics_port, config.metrics_address, multiprocess_dir=metrics_dir
+                )
+            except OSError as exc:
+                print(
+                    f"log-worker: error: metrics port {config.metrics_port}: {exc}",
+                    file=sys.stderr,
+                )
+                return 1
+        supervisor = Supervisor(child_command(args, config), args.processes, env=env)
+        signal.signal(signal.SIGTERM, supervisor.request_stop)
+        signal.signal(signal.SIGINT, supervisor.request_stop)
+        return supervisor.run()
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,17 @@ positive number"), so an operator can fix it without reading code.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 
 from worker.errors import ConfigError
+from worker.logs import LOG_FORMATS
 
 MiB = 1024 * 1024
 _CONFIG_DIRS = (
@@ -70,11 +73,28 @@ class SinkConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GearmanTLSConfig:
+    """PEM files for TLS to every Gearman server: all three, or none for plaintext."""
+
+    key: str | None = None
+    cert: str | None = None
+    ca: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.key is not None  # parse_config ensures all three or none
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerConfig:
     gearman: tuple[str, ...] = ("127.0.0.1:4730",)  # HOST:PORT of each Gearman server
+    gearman_tls: GearmanTLSConfig = field(default_factory=GearmanTLSConfig)
     sink: SinkConfig = field(default_factory=SinkConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     parse: ParseConfig = field(default_factory=ParseConfig)
+    log_format: str = "text"  # text | json
+    metrics_port: int = 0  # Prometheus endpoint; 0 for none
+    metrics_address: str = "0.0.0.0"
 
 
 T = TypeVar("T")
@@ -131,7 +151,46 @@ def parse_config(raw: Any) -> WorkerConfig:
             raise ConfigError(f"gearman: {server!r} is not HOST:PORT")
     if config.sink.chunk_documents < 1:
         raise ConfigError("sink.chunk_documents must be at least 1")
+    if config.log_format not in LOG_FORMATS:
+        raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
+    if config.metrics_port > 65535:
+        raise ConfigError("metrics_port must be a port number (0 for no metrics endpoint)")
+    if not config.metrics_address:
+        raise ConfigError("metrics_address must be a host name or address")
+    check_tls_files(config.gearman_tls)
     return config
+
+
+def check_tls_files(tls: GearmanTLSConfig) -> None:
+    """All three files or none, and each readable now: gear would otherwise fall back to
+    plaintext (one missing) or fail on every reconnect attempt (one unreadable)."""
+    paths = {name: getattr(tls, name) for name in ("key", "cert", "ca")}
+    given = [name for name, path in paths.items() if path is not None]
+    if not given:
+        return
+    for name, path in paths.items():
+        key = f"gearman_tls.{name}"
+        if path is None:
+            raise ConfigError(f"{key} is missing: key, cert and ca go together")
+        if not Path(path).is_file():
+            raise ConfigError(f"{key}: {path}: no such file")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"{key}: {path}: not readable")
+
+
+def check_sink_url(url: str) -> None:
+    """What the engine clients would only find out at the first request, or would report
+    with a traceback: an engine URL without a host or with a port that is no number."""
+    kind, _, rest = url.partition("+")
+    if kind not in ("elasticsearch", "opensearch") or not rest.startswith(("http:", "https:")):
+        return  # the sink registry names every other mistake itself
+    parts = urlsplit(rest)
+    if not parts.hostname:
+        raise ConfigError(f"sink URL {url!r}: no host (expected {kind}+http(s)://HOST:PORT)")
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port only when asked)
+    except ValueError:
+        raise ConfigError(f"sink URL {url!r}: the port is not a number") from None
 
 
 def load_config(path: str | Path) -> WorkerConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 
 import gear
@@ -12,6 +13,7 @@ from worker.builds import build_summary, completed_run, file_outcome
 from worker.config import WorkerConfig
 from worker.errors import JobError, LogIndexerError
 from worker.job import FUNCTION_NAME, Job, JobSummary, parse_job
+from worker.metrics import InstrumentedSink, JobMetrics, default_metrics
 from worker.pipeline import run_job
 from worker.sinks.base import Sink
 
@@ -26,14 +28,23 @@ def split_address(address: str) -> tuple[str, int]:
 class LogWorker:
     """Pulls push-log jobs from Gearman servers until `stop()` is called."""
 
-    def __init__(self, config: WorkerConfig, sink: Sink, name: str = "log-worker") -> None:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        sink: Sink,
+        name: str = "log-worker",
+        metrics: JobMetrics | None = None,
+    ) -> None:
         self.config = config
-        self.sink = sink
+        self.metrics = metrics or default_metrics()
+        self.sink: Sink = InstrumentedSink(sink, self.metrics)
         self.gearman = gear.Worker(name)
         self._stopping = threading.Event()
+        tls = config.gearman_tls
+        # gear reconnects to each server on its own (every 2 s) after losing it.
         for address in config.gearman:
             host, port = split_address(address)
-            self.gearman.addServer(host, port)
+            self.gearman.addServer(host, port, ssl_key=tls.key, ssl_cert=tls.cert, ssl_ca=tls.ca)
 
     def run(self) -> None:
         # Wait in short steps: a worker whose Gearman server is not up yet must still stop.
@@ -62,23 +73,38 @@ class LogWorker:
 
     def handle(self, gearman_job: gear.WorkerJob) -> JobSummary | None:
         """Run one job and answer it; never lets an error stop the worker."""
+        started = time.monotonic()
+        handle = gearman_job.handle.decode(errors="replace")
         try:
             job = parse_job(gearman_job.arguments)
         except JobError as exc:
+            self.metrics.job_finished(None, None, exc, time.monotonic() - started)
             self._fail(gearman_job, f"bad job: {exc}")
             return None
+        self.metrics.job_started(job)
+        # Logged at the start too: a job that kills its worker (out of memory, say) is
+        # then named in the log, next to a start line with no end.
+        log.info(
+            "job %s started: %s",
+            handle,
+            job.source_url,
+            extra={"handle": handle, "source_url": job.source_url},
+        )
         summary: JobSummary | None = None
         error: str | None = None
+        failure: Exception | None = None
         try:
             summary = run_job(job, self.config, self.sink)
         except LogIndexerError as exc:
-            error = str(exc)
+            error, failure = str(exc), exc
         except Exception as exc:  # a bug must cost one job, not the worker
-            log.error("job %s crashed:\n%s", gearman_job.handle, traceback.format_exc())
-            error = f"internal error: {type(exc).__name__}: {exc}"
+            log.error("job %s crashed:\n%s", handle, traceback.format_exc())
+            error, failure = f"internal error: {type(exc).__name__}: {exc}", exc
         self._track(job, summary, error)
+        # Recorded before answering, so that whoever waits for the answer finds it counted.
+        self.metrics.job_finished(job, summary, failure, time.monotonic() - started)
         if error is not None or summary is None:
-            self._fail(gearman_job, error or "no summary")
+            self._fail(gearman_job, error or "no summary", job.source_url)
             return None
         log.info(
             "%s: %d lines, %d indexed, %d failed in %.2fs",
@@ -87,6 +113,14 @@ class LogWorker:
             summary.indexed,
             summary.failed,
             summary.seconds,
+            extra={
+                "handle": handle,
+                "source_url": summary.source_url,
+                "lines": summary.lines,
+                "indexed": summary.indexed,
+                "failed": summary.failed,
+                "seconds": summary.seconds,
+            },
         )
         gearman_job.sendWorkComplete(summary.to_json())
         return summary
@@ -105,9 +139,15 @@ class LogWorker:
             # the documents themselves are already stored.
             log.warning("could not record build progress for %s: %s", job.source_url, exc)
 
-    def _fail(self, job: gear.WorkerJob, reason: str) -> None:
+    def _fail(self, job: gear.WorkerJob, reason: str, source_url: str | None = None) -> None:
         reason = " ".join(reason.split())  # one line, whatever the cause printed
-        log.warning("job %s failed: %s", job.handle, reason)
+        handle = job.handle.decode(errors="replace")
+        log.warning(
+            "job %s failed: %s",
+            handle,
+            reason,
+            extra={"handle": handle, "source_url": source_url, "error": reason},
+        )
         # WORK_DATA then WORK_FAIL rather than WORK_EXCEPTION: gearmand drops exception
         # data unless each client opted in, and gear's server knows no such option.
         job.sendWorkData(reason.encode())

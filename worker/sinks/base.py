@@ -55,6 +55,10 @@ class Sink(Protocol):
 
     def count(self, query: str = "*") -> int: ...
 
+    def delete_file(self, build_uuid: str, filename: str) -> int:
+        """Remove every document of one file of one build; returns how many."""
+        ...
+
     def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
         """Store one file's outcome (keyed by build_uuid and filename, so a re-run
         replaces it) and return every outcome recorded for that build so far."""

@@ -1,0 +1,462 @@
+"""`log-shipper submit`, the job-completion hook, against real services only: a real
+gearmand (the `gearmand` fixture), a LogWorker in a thread, the HTTP log server of
+tests/httpserver.py, and SQLite. The hook must never fail the CI build: problems are
+warnings and exit 0, unless --strict."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from log_shipper.cli import main
+from tests.gearmand import Gearmand
+from tests.httpserver import LogServer, free_port, serve_directory
+from tests.integration.trees import make_tree
+from tests.paths import CORPUS, DATA, REPO
+from worker.config import FetchConfig, SinkConfig, WorkerConfig
+from worker.gearman_worker import LogWorker
+from worker.job import FUNCTION_NAME
+from worker.sinks import open_sink
+
+INVENTORY = DATA / "zuul" / "inventory.yaml"
+WAIT = 20.0
+
+# Files the rules select: small ones, so each test indexes in well under a second.
+SELECTED = {
+    "job-output.txt.gz": "zuul-jobs-fixture/job-output.txt.gz",
+    "logs/devstack@c-api.service.log.txt": "os-loganalyze/devstack@c-api.service.log.txt",
+    "logs/devstack@c-vol.service.log.txt": "os-loganalyze/devstack@c-vol.service.log.txt",
+}
+# devstacklog.txt has lone \r line ends (progress bars): the line count must see them.
+WITH_CR = {**SELECTED, "logs/devstacklog.txt.gz": "os-loganalyze/devstacklog.txt.gz"}
+# Files the rules skip -> (corpus file copied there, part of the reason printed).
+SKIPPED: dict[str, tuple[str, str]] = {
+    "job-output.txt": ("zuul-jobs-fixture/job-output.txt", "same file as job-output.txt.gz"),
+    "logs/testrepository.subunit": ("ci-log-processing/testrepository.subunit", "excluded"),
+    "zuul-info/inventory.yaml": ("zuul-jobs-fixture/job-output.txt", "excluded"),
+    "logs/README": ("zuul-jobs-fixture/job-output.txt", "no rule matched"),
+}
+# Variables from which collect_fields takes build metadata; cleared so that the CI
+# running these tests cannot leak its own build into them.
+CI_VARIABLE = re.compile(r"(ZUUL|GITHUB|JENKINS|BUILD|GIT|CHANGE|RUNNER)_|JOB_NAME$|NODE_NAME$")
+
+
+@pytest.fixture(autouse=True)
+def no_ci_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if CI_VARIABLE.match(name):
+            monkeypatch.delenv(name)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def count_lines(data: bytes) -> int:
+    """Lines as the decoder sees them: ended by \\n, \\r\\n or a lone \\r; a final
+    terminator adds no empty line."""
+    if not data:
+        return 0
+    parts = re.split(rb"\r\n|\r|\n", data)
+    return len(parts) - 1 if parts[-1] == b"" else len(parts)
+
+
+def lines_of(source: str) -> int:
+    data = (CORPUS / source).read_bytes()
+    return count_lines(gzip.decompress(data) if source.endswith(".gz") else data)
+
+
+def tree(root: Path, selected: Mapping[str, str] = SELECTED, skipped: bool = True) -> Path:
+    layout = dict(selected)
+    if skipped:
+        layout.update({path: source for path, (source, _) in SKIPPED.items()})
+    return make_tree(root, layout)
+
+
+def inventory_fields() -> dict[str, Any]:
+    """The build fields the inventory gives, read here independently of metadata.py."""
+    inventory = yaml.safe_load(INVENTORY.read_text())
+    zuul = inventory["all"]["vars"]["zuul"]
+    hosts = inventory["all"]["hosts"]
+    first = next(iter(hosts))
+    return {
+        "build_uuid": zuul["build"],
+        "build_short_uuid": zuul["build"][:7],
+        "build_set": zuul["buildset"],
+        "build_name": zuul["job"],
+        "build_queue": zuul["pipeline"],
+        "build_branch": zuul["branch"],
+        "build_change": zuul["change"],
+        "build_patchset": zuul["patchset"],
+        "build_ref": zuul["ref"],
+        "tenant": zuul["tenant"],
+        "project": zuul["project"]["name"],
+        "voting": "1" if zuul["voting"] else "0",
+        "zuul_executor": zuul["executor"]["hostname"],
+        "build_node": first,
+        "node_provider": hosts[first]["nodepool"]["provider"],
+        "build_hostids": [host["nodepool"]["host_id"] for host in hosts.values()],
+    }
+
+
+BUILD_UUID = str(inventory_fields()["build_uuid"])
+
+
+def report_rows(report: str) -> dict[str, str]:
+    """The per-file rows of the report or of the --dry-run listing, by their path."""
+    known = set(WITH_CR) | set(SKIPPED)
+    rows: dict[str, str] = {}
+    for line in report.splitlines():
+        words = line.split()
+        if len(words) > 1 and words[0] in ("submit", "skip"):
+            words = words[1:]
+        if words and words[0] in known:
+            rows[words[0]] = line
+    return rows
+
+
+def get_build(sink_url: str, build_uuid: str = BUILD_UUID) -> dict[str, Any] | None:
+    sink = open_sink(sink_url)
+    try:
+        return sink.get_build(build_uuid)
+    finally:
+        sink.close()
+
+
+def count_documents(sink_url: str) -> int:
+    sink = open_sink(sink_url)
+    try:
+        return sink.count("*")
+    finally:
+        sink.close()
+
+
+def wait_for_build(sink_url: str, run_id: str | None = None) -> dict[str, Any]:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        build = get_build(sink_url)
+        if build is not None and (run_id is None or build["run_id"] != run_id):
+            return build
+        time.sleep(0.1)
+    raise AssertionError(f"no build summary for {BUILD_UUID} within {WAIT:g}s")
+
+
+def assert_summary(build: dict[str, Any], selected: Mapping[str, str]) -> None:
+    assert build["type"] == "build"
+    assert build["file_count"] == len(selected)
+    assert build["files_failed"] == 0, build["errors"]
+    assert build["lines"] == sum(lines_of(source) for source in selected.values())
+    assert sorted(f["filename"] for f in build["files"]) == sorted(
+        path.removesuffix(".gz") for path in selected
+    )
+    for field, value in inventory_fields().items():
+        assert build[field] == value, field
+
+
+def queue_status(gearmand: Gearmand) -> dict[str, tuple[int, int, int]]:
+    """gearmand's admin `status`: function -> (queued, running, available workers)."""
+    with socket.create_connection(("127.0.0.1", gearmand.port), timeout=WAIT) as sock:
+        sock.sendall(b"status\n")
+        answer = b""
+        while not (answer == b".\n" or answer.endswith(b"\n.\n")):
+            chunk = sock.recv(4096)
+            assert chunk, f"gearmand hung up during status: {answer!r}"
+            answer += chunk
+    status: dict[str, tuple[int, int, int]] = {}
+    for line in answer.decode().splitlines()[:-1]:
+        name, queued, running, workers = line.split("\t")
+        status[name] = (int(queued), int(running), int(workers))
+    return status
+
+
+@contextmanager
+def log_worker(gearmand: Gearmand, sink_url: str, server: LogServer) -> Iterator[LogWorker]:
+    """A real LogWorker of gearmand in a thread, fetching from `server`."""
+    config = WorkerConfig(
+        gearman=(gearmand.address,),
+        sink=SinkConfig(url=sink_url),
+        fetch=FetchConfig(allow=(server.base_url + "/",), connect_timeout=2.0, retries=0),
+    )
+    sink = open_sink(sink_url, config.sink)
+    sink.prepare()
+    worker = LogWorker(config, sink, name="submit-test-worker")
+    thread = threading.Thread(target=worker.run, name="submit-test-worker", daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(timeout=WAIT)
+        worker.close()
+        sink.close()
+    assert not thread.is_alive(), "the worker did not stop"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[LogServer, Path]]:
+    """An HTTP log server, and the build tree it serves at /build/."""
+    root = tmp_path / "srv"
+    build = tree(root / "build")
+    with serve_directory(root) as server:
+        yield server, build
+
+
+def clean_environment() -> dict[str, str]:
+    """An environment with no CI variables: nothing gives build metadata."""
+    env = {name: value for name, value in os.environ.items() if not CI_VARIABLE.match(name)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+def start_cli(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "log_shipper.cli", *args],
+        cwd=REPO,
+        env=clean_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    process = start_cli(*args)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"log-shipper {args} hung:\n{stdout}\n{stderr}") from None
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+# --- dry run ------------------------------------------------------------------------------
+
+
+def test_dry_run_lists_every_file_with_its_fate_and_submits_nothing(
+    gearmand: Gearmand, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tree(tmp_path / "logs")
+
+    code = main(
+        [
+            "submit", "--dry-run",
+            "--log-url", "https://logs.example.org/build/",
+            "--log-dir", str(root),
+            "--zuul-inventory", str(INVENTORY),
+            "--gearman", gearmand.address,
+        ]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+
+    assert code == 0, err
+    assert err == ""
+    assert f"build {BUILD_UUID}: {len(SELECTED)} files" in out
+    rows = report_rows(out)
+    assert set(rows) == set(SELECTED) | set(SKIPPED), out
+    assert len(out.splitlines()) == 1 + len(SELECTED) + len(SKIPPED), out
+    for path in SELECTED:
+        assert rows[path].split()[0] == "submit", rows[path]
+    for path, (_, reason) in SKIPPED.items():
+        assert rows[path].split()[0] == "skip", rows[path]
+        assert reason in rows[path], rows[path]
+    assert queue_status(gearmand).get(FUNCTION_NAME, (0, 0, 0))[:2] == (0, 0)
+
+
+# --- the build is never failed ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_missing_job_name_is_one_warning_line_or_exit_2_with_strict(
+    tmp_path: Path, strict: bool
+) -> None:
+    root = tree(tmp_path / "logs", skipped=False)
+    closed = free_port()  # never reached: metadata is checked first
+    args = ["submit", "--log-url", f"http://127.0.0.1:{closed}/build/", "--log-dir", str(root)]
+    args += ["--gearman", f"127.0.0.1:{closed}", "--connect-timeout", "1"]
+
+    result = run_cli(*args, *(["--strict"] if strict else []))
+
+    assert result.returncode == (2 if strict else 0), result.stderr
+    assert result.stdout == ""
+    [line] = result.stderr.splitlines()
+    level = "error" if strict else "warning"
+    assert line.startswith(f"log-shipper submit: {level}: missing build metadata"), line
+    assert "build_name" in line and "--job-name" in line
+    assert "build_uuid" not in line  # derived from the log root
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_unreachable_gearman_is_a_warning_or_exit_2_with_strict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], strict: bool
+) -> None:
+    root = tree(tmp_path / "logs", skipped=False)
+    closed = free_port()
+    args = ["submit", "--log-url", "https://logs.example.org/build/", "--log-dir", str(root)]
+    args += ["--gearman", f"127.0.0.1:{closed}", "--connect-timeout", "1", "--job-name", "j"]
+
+    started = time.monotonic()
+    code = main([*args, *(["--strict"] if strict else [])])
+    out, err = capsys.readouterr()
+
+    assert time.monotonic() - started < 10
+    assert code == (2 if strict else 0), err
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"log-shipper submit: {'error' if strict else 'warning'}: "), line
+    assert f"127.0.0.1:{closed}" in line and "no Gearman server reachable" in line
+
+
+# --- in-process worker (--sink) -----------------------------------------------------------
+
+
+def test_submit_to_a_sink_indexes_the_tree_and_writes_the_build_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tree(tmp_path / "logs", WITH_CR)
+    sink_url = f"sqlite:{tmp_path / 'logs.db'}"
+
+    code = main(
+        ["submit", "--sink", sink_url, "--log-dir", str(root), "--zuul-inventory", str(INVENTORY)]
+    )
+    out, err = capsys.readouterr()
+
+    assert code == 0, err
+    assert err == ""
+    rows = report_rows(out)
+    for path, source in WITH_CR.items():
+        assert rows[path].endswith(" ok"), rows[path]
+        assert int(rows[path].split()[2]) == lines_of(source), rows[path]
+    for path in SKIPPED:
+        assert "skipped:" in rows[path], rows[path]
+    assert f"{len(WITH_CR)} files submitted, 0 failed, {len(SKIPPED)} skipped" in out
+    assert count_documents(sink_url) > 0
+
+    build = get_build(sink_url)
+    assert build is not None
+    assert_summary(build, WITH_CR)
+    assert build["indexed"] == count_documents(sink_url)
+
+
+# --- a real gearmand and a worker elsewhere -----------------------------------------------
+
+
+def test_submit_wait_reports_every_file_and_a_second_run_replaces_the_first(
+    gearmand: Gearmand,
+    served: tuple[LogServer, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, root = served
+    sink_url = f"sqlite:{tmp_path / 'logs.db'}"
+    args = ["submit", "--log-url", server.url("build/"), "--log-dir", str(root)]
+    args += ["--gearman", gearmand.address, "--wait", "--timeout", str(WAIT)]
+    args += ["--zuul-inventory", str(INVENTORY)]
+
+    with log_worker(gearmand, sink_url, server):
+        assert main(args) == 0
+        out, err = capsys.readouterr()
+        assert err == ""
+        rows = report_rows(out)
+        for path, source in SELECTED.items():
+            assert rows[path].endswith(" ok"), rows[path]
+            assert int(rows[path].split()[2]) == lines_of(source), rows[path]
+            assert server.hits[f"/build/{path}"] == 1
+        for path in SKIPPED:
+            assert server.hits[f"/build/{path}"] == 0  # listed locally, never fetched
+        first = get_build(sink_url)
+        assert first is not None
+        assert_summary(first, SELECTED)
+        documents = count_documents(sink_url)
+        assert documents == first["indexed"] > 0
+
+        assert main(args) == 0
+        out, err = capsys.readouterr()
+        assert err == "" and f"{len(SELECTED)} files submitted, 0 failed" in out
+
+    second = get_build(sink_url)
+    assert second is not None
+    assert_summary(second, SELECTED)
+    assert second["run_id"] != first["run_id"]
+    assert second["finished"] >= first["finished"]
+    assert count_documents(sink_url) == documents
+
+
+def test_background_submit_returns_at_once_and_gearmand_keeps_the_jobs(
+    gearmand: Gearmand,
+    served: tuple[LogServer, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server, root = served
+    sink_url = f"sqlite:{tmp_path / 'logs.db'}"
+    args = ["submit", "--log-url", server.url("build/"), "--log-dir", str(root)]
+    args += ["--gearman", gearmand.address, "--zuul-inventory", str(INVENTORY)]
+
+    started = time.monotonic()
+    code = main(args)  # no worker exists yet: waiting would never end
+    out, err = capsys.readouterr()
+
+    assert code == 0, err
+    assert time.monotonic() - started < 10
+    n = len(SELECTED)
+    assert out.strip() == f"{n} of {n} files queued for build {BUILD_UUID}"
+    assert queue_status(gearmand)[FUNCTION_NAME] == (n, 0, 0)
+    assert sum(server.hits.values()) == 0
+
+    with log_worker(gearmand, sink_url, server):
+        build = wait_for_build(sink_url)
+    assert_summary(build, SELECTED)
+    assert queue_status(gearmand)[FUNCTION_NAME][:2] == (0, 0)
+    assert count_documents(sink_url) == build["indexed"] > 0
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_gearmand_going_away_during_a_wait_is_a_warning_not_a_hang(
+    gearmand: Gearmand, served: tuple[LogServer, Path], tmp_path: Path, how: str
+) -> None:
+    server, root = served
+    slow = "logs/devstack@c-vol.service.log.txt"
+    server.behave(f"/build/{slow}", delay=3.0)
+    sink_url = f"sqlite:{tmp_path / 'logs.db'}"
+
+    with log_worker(gearmand, sink_url, server):
+        process = start_cli(
+            "submit", "--wait",
+            "--log-url", server.url("build/"),
+            "--log-dir", str(root),
+            "--gearman", gearmand.address,
+            "--zuul-inventory", str(INVENTORY),
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + WAIT
+            while server.hits[f"/build/{slow}"] == 0:  # the worker has the slow job
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the worker never fetched the slow file"
+                time.sleep(0.05)
+            gearmand.kill() if how == "kill" else gearmand.stop()
+            stdout, stderr = process.communicate(timeout=WAIT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr
+    warnings = stderr.splitlines()
+    assert warnings, "no warning about the lost server"
+    assert all(line.startswith("log-shipper submit: warning: ") for line in warnings), stderr
+    assert any(slow in line and "went away" in line for line in warnings), stderr
+    assert "FAILED" in report_rows(stdout)[slow], stdout

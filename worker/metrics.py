@@ -1,0 +1,196 @@
+"""Prometheus metrics of the push-log jobs a worker runs (`log_indexer_*`).
+
+LogWorker reports each job through `JobMetrics.job_started` / `job_finished`, and its sink
+is wrapped in `InstrumentedSink` for the time spent storing documents. The pipeline
+itself knows nothing of metrics.
+
+A `--processes N` pool exposes the sum over its children: each child records into files
+under PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode, chosen by that
+variable when prometheus_client is first imported), and the supervisor serves them with
+a MultiProcessCollector (`start_metrics_server(..., multiprocess_dir=...)`).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from worker.documents import Document
+from worker.errors import FetchError, JobError, SinkError
+from worker.job import Job, JobSummary
+from worker.sinks.base import SearchResult, Sink, WriteResult
+
+PREFIX = "log_indexer_"
+OUTCOMES = ("ok", "failed", "bad_job")
+ERROR_KINDS = ("fetch", "sink", "job", "internal")
+
+# From a 50-line console log to a multi-GiB one that streams for half an hour.
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+# Jobs wait seconds when workers keep up and hours during a backlog.
+_LAG_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
+
+
+def error_kind(error: BaseException | None) -> str:
+    if isinstance(error, FetchError):
+        return "fetch"
+    if isinstance(error, SinkError):
+        return "sink"
+    if isinstance(error, JobError):
+        return "job"
+    return "internal"
+
+
+class JobMetrics:
+    """The job metrics, registered in `registry`."""
+
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            return Counter(PREFIX + name, doc, labels, registry=registry)
+
+        def histogram(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
+            return Histogram(PREFIX + name, doc, buckets=buckets, registry=registry)
+
+        self.jobs = counter("jobs", "push-log jobs answered, by outcome", ("outcome",))
+        self.lines = counter("lines", "lines read from decompressed log files")
+        self.documents = counter("documents", "documents the sink accepted")
+        self.documents_failed = counter("documents_failed", "documents the sink refused")
+        self.bytes = counter("bytes", "log bytes after decompression")
+        self.fetched_bytes = counter("fetched_bytes", "log bytes received (compressed or not)")
+        self.errors = counter("errors", "failed jobs, by the kind of error", ("kind",))
+        self.job_seconds = histogram(
+            "job_seconds", "time from taking a job to answering it", _DURATION_BUCKETS
+        )
+        self.bulk_seconds = histogram(
+            "bulk_seconds",
+            "time per job spent in the sink storing documents, not producing them",
+            _DURATION_BUCKETS,
+        )
+        self.queue_lag_seconds = histogram(
+            "queue_lag_seconds", "time from submitting a job to a worker taking it", _LAG_BUCKETS
+        )
+        # Every series exists from the start, at 0: rate() and alerts on a series that
+        # appears only with its first failure miss that failure.
+        for outcome in OUTCOMES:
+            self.jobs.labels(outcome=outcome)
+        for kind in ERROR_KINDS:
+            self.errors.labels(kind=kind)
+
+    def job_started(self, job: Job) -> None:
+        if job.submitted_at is not None:
+            # The submitting host's clock may run ahead of ours.
+            self.queue_lag_seconds.observe(max(0.0, time.time() - job.submitted_at))
+
+    def job_finished(
+        self,
+        job: Job | None,
+        summary: JobSummary | None,
+        error: BaseException | None,
+        seconds: float,
+    ) -> None:
+        """Record a job's outcome: `job` is None when its arguments were unusable, and
+        `summary` is None when it failed with `error`."""
+        if job is None:
+            self.jobs.labels(outcome="bad_job").inc()
+            self.errors.labels(kind="job").inc()
+            return
+        self.job_seconds.observe(seconds)
+        if summary is None:
+            self.jobs.labels(outcome="failed").inc()
+            self.errors.labels(kind=error_kind(error)).inc()
+            return
+        self.jobs.labels(outcome="ok").inc()
+        self.lines.inc(summary.lines)
+        self.documents.inc(summary.indexed)
+        self.documents_failed.inc(summary.failed)
+        self.bytes.inc(summary.decompressed_bytes)
+        self.fetched_bytes.inc(summary.compressed_bytes)
+
+
+@functools.cache
+def default_metrics() -> JobMetrics:
+    """The process's metrics in the default registry, created on first use: every
+    LogWorker of a process shares them (a metric name registers only once)."""
+    return JobMetrics(REGISTRY)
+
+
+class InstrumentedSink:
+    """A sink that times its `write()`, minus the time spent producing the documents.
+
+    `write()` pulls documents from the pipeline, so its wall time includes fetching and
+    parsing; timing the pulls and subtracting them leaves what the sink itself spent
+    (serializing, bulk requests, retries, commits).
+    """
+
+    def __init__(self, sink: Sink, metrics: JobMetrics) -> None:
+        self.sink = sink
+        self.metrics = metrics
+
+    def write(self, documents: Iterable[Document]) -> WriteResult:
+        producing = [0.0]
+
+        def timed() -> Iterator[Document]:
+            iterator = iter(documents)
+            while True:
+                started = time.perf_counter()
+                try:
+                    document = next(iterator)
+                except StopIteration:
+                    producing[0] += time.perf_counter() - started
+                    return
+                producing[0] += time.perf_counter() - started
+                yield document
+
+        started = time.perf_counter()
+        try:
+            return self.sink.write(timed())
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.bulk_seconds.observe(max(0.0, elapsed - producing[0]))
+
+    def prepare(self) -> None:
+        self.sink.prepare()
+
+    def refresh(self) -> None:
+        self.sink.refresh()
+
+    def search(self, query: str, size: int = 10) -> SearchResult:
+        return self.sink.search(query, size)
+
+    def count(self, query: str = "*") -> int:
+        return self.sink.count(query)
+
+    def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.sink.record_file(outcome)
+
+    def put_build(self, summary: dict[str, Any]) -> None:
+        self.sink.put_build(summary)
+
+    def get_build(self, build_uuid: str) -> dict[str, Any] | None:
+        return self.sink.get_build(build_uuid)
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+class MetricsServer:
+    """The HTTP endpoint Prometheus scrapes (any path answers with the metrics)."""
+
+    def __init__(self, port: int, address: str, *, multiprocess_dir: str | None = None) -> None:
+        registry: CollectorRegistry = REGISTRY
+        if multiprocess_dir is not None:
+            # The supervisor's own metrics would only be noise: serve the children's sum.
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=multiprocess_dir)
+        self._server, self._thread = start_http_server(port, address, registry=registry)
+        self.port: int = self._server.server_port
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
