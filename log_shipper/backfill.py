@@ -31,6 +31,7 @@ class BuildResult:
     status: str  # indexed | skipped | failed | planned (dry run)
     reason: str = ""
     files: int = 0
+    submitted: bool = False  # jobs went out (a build whose listing failed never does)
     lines: int = 0
     indexed: int = 0
     errors: list[str] = field(default_factory=list)
@@ -43,16 +44,15 @@ class BackfillReport:
     def count(self, status: str) -> int:
         return sum(1 for result in self.results if result.status == status)
 
-    @property
-    def lines_indexed(self) -> int:
-        return sum(result.indexed for result in self.results)
-
     def summary_line(self) -> str:
-        submitted = self.count("indexed") + self.count("failed")
+        submitted = sum(1 for result in self.results if result.submitted)
+        lines = sum(result.lines for result in self.results)
+        documents = sum(result.indexed for result in self.results)
+        planned = f", planned {self.count('planned')}" if self.count("planned") else ""
         return (
             f"builds seen {len(self.results)}, skipped {self.count('skipped')}, "
-            f"submitted {submitted}, failed {self.count('failed')}, "
-            f"planned {self.count('planned')}; documents indexed {self.lines_indexed}"
+            f"submitted {submitted}, failed {self.count('failed')}{planned}; "
+            f"lines read {lines}, documents indexed {documents}"
         )
 
 
@@ -165,6 +165,7 @@ class Backfill:
                 self._wait_a_little()
             self.rate.wait()
             pending.append(self.submitter.start(submission, wait=True, low_priority=True))
+        result.submitted = True
         self.running.append(_Running(result, pending))
         return None
 

@@ -6,20 +6,30 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import orjson
 
+from log_shipper.backfill import Backfill, BackfillReport, Checkpoint, RateLimit
+from log_shipper.build_sources import (
+    BuildRef,
+    ZuulFilters,
+    builds_from_file,
+    builds_from_log_tree,
+    builds_from_zuul,
+    parse_time,
+)
 from log_shipper.local import LocalCluster
 from log_shipper.metadata import add_metadata_arguments, add_source_arguments, collect_fields
 from log_shipper.plan import BuildPlan, plan_build
-from log_shipper.report import print_plan, print_report
+from log_shipper.report import Progress, print_backfill_report, print_plan, print_report
 from log_shipper.rules import Rules, default_rules, load_rules
 from log_shipper.submit import Outcome, Submitter
 from worker.config import WorkerConfig, load_config
 from worker.errors import ConfigError, LogIndexerError
 from worker.sinks import open_sink
+from worker.sinks.base import Sink
 
 DEFAULT_SINK = "sqlite:./logs.db"
 
@@ -83,6 +93,34 @@ def build_parser() -> argparse.ArgumentParser:
     add_source_arguments(submit)
     submit.set_defaults(command=cmd_submit)
 
+    backfill = commands.add_parser(
+        "backfill",
+        help="(re)index old builds at low priority, resumably",
+        description="Builds come from a Zuul API, a file of log URLs or a log-server tree. "
+        "Builds whose summary says they are fully indexed with the same rules are skipped.",
+    )
+    source = backfill.add_mutually_exclusive_group(required=True)
+    source.add_argument("--zuul-api", metavar="URL", help="a tenant's API URL (…/api/tenant/T)")
+    source.add_argument("--builds-file", metavar="FILE", help="one LOG_URL [JSON] per line")
+    source.add_argument("--log-root-url", metavar="URL", help="walk this log-server tree")
+    zuul = backfill.add_argument_group("Zuul API filters")
+    for name in ("job", "project", "pipeline", "branch", "result"):
+        zuul.add_argument(f"--{name}")
+    zuul.add_argument("--since", help="builds that ended at or after this ISO date/time")
+    zuul.add_argument("--until", help="builds that ended before this ISO date/time")
+    backfill.add_argument("--max-depth", type=int, default=6, help="for --log-root-url (6)")
+    backfill.add_argument(
+        "--gearman", action="append", default=[], metavar="HOST:PORT", help="Gearman server"
+    )
+    add_local_arguments(backfill)
+    backfill.add_argument("--force", action="store_true", help="re-index fully indexed builds")
+    backfill.add_argument("--dry-run", action="store_true", help="list the builds, submit none")
+    backfill.add_argument("--max-jobs-per-second", type=float, default=None, metavar="RATE")
+    backfill.add_argument("--max-in-flight", type=int, default=50, metavar="N")
+    backfill.add_argument("--checkpoint", metavar="FILE", help="resume from / record to FILE")
+    backfill.add_argument("--timeout", type=float, default=None, help="per job answer, seconds")
+    backfill.set_defaults(command=cmd_backfill)
+
     search = commands.add_parser("search", help="run a Lucene query against a sink")
     search.add_argument("query", metavar="QUERY")
     search.add_argument("--sink", help=f"the sink to search (default {DEFAULT_SINK})")
@@ -125,12 +163,11 @@ def log_root_id(root: str) -> str:
     return str(path)
 
 
-def run_locally(
-    args: argparse.Namespace, plan: BuildPlan, allow: Sequence[str], local_files: bool
-) -> list[Outcome]:
-    """Index a plan with an in-process Gearman server and workers."""
+def local_config(args: argparse.Namespace, allow: Sequence[str], local_files: bool) -> WorkerConfig:
+    """The configuration of in-process workers: the sink given, and fetching allowed
+    under what the command was pointed at."""
     config = worker_config(args)
-    config = dataclasses.replace(
+    return dataclasses.replace(
         config,
         fetch=dataclasses.replace(
             config.fetch,
@@ -138,6 +175,13 @@ def run_locally(
             allow_local=local_files,
         ),
     )
+
+
+def run_locally(
+    args: argparse.Namespace, plan: BuildPlan, allow: Sequence[str], local_files: bool
+) -> list[Outcome]:
+    """Index a plan with an in-process Gearman server and workers."""
+    config = local_config(args, allow, local_files)
     with LocalCluster(config, workers=max(1, args.workers)) as cluster:
         with Submitter([cluster.address]) as submitter:
             outcomes = submitter.submit(plan.submissions, wait=True, timeout=args.timeout)
@@ -199,6 +243,79 @@ def submit(args: argparse.Namespace) -> int:
     for outcome in failed:
         print(f"log-shipper submit: warning: {outcome.path}: {outcome.error}", file=sys.stderr)
     return 1 if args.strict and (failed or not all(o.ok for o in outcomes if args.wait)) else 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    builds = build_source(args)
+    rules = rules_from(args)
+    allow = [args.log_root_url] if args.log_root_url else []
+    progress = Progress(sys.stderr)
+    if args.sink:
+        config = local_config(args, allow, local_files=False)
+        if not config.fetch.allow:
+            raise ConfigError("backfill --sink needs --allow URL_PREFIX (the log server)")
+        with LocalCluster(config, workers=max(1, args.workers)) as cluster:
+            with Submitter([cluster.address]) as submitter:
+                report = run_backfill(args, builds, rules, submitter, cluster.sink, progress)
+            cluster.sink.refresh()
+    else:
+        config = load_config(args.config) if args.config else WorkerConfig()
+        sink = open_sink(config.sink.url, config.sink) if args.config else None
+        if sink is None:
+            print(
+                "log-shipper backfill: note: no --config, so no skipping of indexed builds",
+                file=sys.stderr,
+            )
+        try:
+            servers = args.gearman or list(config.gearman)
+            with Submitter(servers) as submitter:
+                report = run_backfill(args, builds, rules, submitter, sink, progress)
+        finally:
+            if sink is not None:
+                sink.close()
+    progress.close()
+    print_backfill_report(report, sys.stdout)
+    return 1 if report.count("failed") else 0
+
+
+def build_source(args: argparse.Namespace) -> Iterator[BuildRef]:
+    if args.zuul_api:
+        filters = ZuulFilters(
+            job=args.job,
+            project=args.project,
+            pipeline=args.pipeline,
+            branch=args.branch,
+            result=args.result,
+            since=parse_time(args.since, "--since") if args.since else None,
+            until=parse_time(args.until, "--until") if args.until else None,
+        )
+        return builds_from_zuul(args.zuul_api, filters)
+    if args.builds_file:
+        return builds_from_file(args.builds_file)
+    return builds_from_log_tree(args.log_root_url, max_depth=args.max_depth)
+
+
+def run_backfill(
+    args: argparse.Namespace,
+    builds: Iterable[BuildRef],
+    rules: Rules,
+    submitter: Submitter,
+    sink: Sink | None,
+    progress: Progress,
+) -> BackfillReport:
+    backfill = Backfill(
+        submitter=submitter,
+        rules=rules,
+        sink=sink,
+        force=args.force,
+        dry_run=args.dry_run,
+        max_in_flight=max(1, args.max_in_flight),
+        rate=RateLimit(args.max_jobs_per_second),
+        checkpoint=Checkpoint(Path(args.checkpoint) if args.checkpoint else None),
+        on_result=progress.update,
+        timeout=args.timeout,
+    )
+    return backfill.run(builds)
 
 
 def cmd_search(args: argparse.Namespace) -> int:

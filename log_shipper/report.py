@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
+from tqdm import tqdm
+
+from log_shipper.backfill import BackfillReport, BuildResult
 from log_shipper.plan import BuildPlan
 from log_shipper.rules import Selected
 from log_shipper.submit import Outcome
@@ -60,3 +63,38 @@ def print_plan(plan: BuildPlan, out: TextIO) -> None:
         print(f"  submit  {submission.path}  tags={list(job.tags)}{extra}", file=out)
     for item in plan.skipped:
         print(f"  skip    {item.path}  ({item.reason})", file=out)
+
+
+class Progress:
+    """Backfill progress: a tqdm bar on a terminal, a plain line per build otherwise."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.done = 0
+        self.bar: Any = None
+        if out.isatty():
+            self.bar = tqdm(file=out, unit="build", dynamic_ncols=True)
+
+    def update(self, result: BuildResult) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"{result.status} {result.ref.key[:12]}")
+            return
+        detail = f" ({result.reason})" if result.reason else ""
+        print(
+            f"[{self.done}] {result.status} {result.ref.key} {result.ref.log_url}{detail}",
+            file=self.out,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def print_backfill_report(report: BackfillReport, out: TextIO) -> None:
+    for result in report.results:
+        if result.status == "failed":
+            print(f"FAILED {result.ref.key} {result.ref.log_url}: {result.reason}", file=out)
+    print(report.summary_line(), file=out)
