@@ -65,16 +65,21 @@ class Checkpoint:
         self.done: set[str] = set()
         if path is None or not path.exists():
             return
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) < len(data):
+            # A kill cut the last line short: drop it, or the next line would be appended
+            # to it (its build is simply looked at again).
+            with path.open("r+b") as out:
+                out.truncate(len(complete))
+        lines = complete.decode("utf-8", errors="replace").splitlines()
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 self.done.add(str(orjson.loads(line)["build"]))
             except (orjson.JSONDecodeError, KeyError, TypeError):
-                # A last line cut short by a kill is the only expected damage: skip it.
-                if number != len(lines):
-                    raise ConfigError(f"{path}:{number}: not a checkpoint line") from None
+                raise ConfigError(f"{path}:{number}: not a checkpoint line") from None
 
     def record(self, key: str) -> None:
         self.done.add(key)
@@ -119,19 +124,19 @@ class Backfill:
     on_result: Callable[[BuildResult], None] = lambda result: None
     timeout: float | None = None  # per job answer
     running: list[_Running] = field(default_factory=list)
+    report: BackfillReport = field(default_factory=BackfillReport)
 
     def run(self, builds: Iterable[BuildRef]) -> BackfillReport:
-        report = BackfillReport()
         try:
             for ref in builds:
                 result = self._start(ref)
                 if result is not None:
-                    report.results.append(result)
+                    self.report.results.append(result)
                     self.on_result(result)
-                self._collect(block=False, report=report)
+                self._collect(block=False)
         finally:
-            self._collect(block=True, report=report)
-        return report
+            self._collect(block=True)
+        return self.report
 
     def _start(self, ref: BuildRef) -> BuildResult | None:
         """Plan and submit one build; a finished result when there is nothing to wait for."""
@@ -146,7 +151,8 @@ class Backfill:
             previous = self.sink.get_build(str(fields["build_uuid"]))
             if not self.force and fully_indexed(previous, self.rules):
                 result.status, result.reason = "skipped", "fully indexed"
-                self.checkpoint.record(key)
+                if not self.dry_run:
+                    self.checkpoint.record(key)
                 return result
         try:
             plan = plan_build(ref.log_url, fields, self.rules)
@@ -182,20 +188,20 @@ class Backfill:
         return sum(1 for run in self.running for pending in run.pending if not pending.finished)
 
     def _wait_a_little(self) -> None:
-        for run in self.running:
-            for pending in run.pending:
-                self.submitter.poll(pending, self.timeout)
+        self._collect(block=False)
         time.sleep(0.02)
 
-    def _collect(self, *, block: bool, report: BackfillReport) -> None:
+    def _collect(self, *, block: bool) -> None:
+        """Finish the builds whose jobs all have answers; checkpoint each at once, so a
+        kill loses no finished build."""
         while self.running:
             still = []
             for run in self.running:
-                if all(self.submitter.poll(pending, self.timeout) for pending in run.pending):
+                if all([self.submitter.poll(pending, self.timeout) for pending in run.pending]):
                     finish(run.result, run.pending)
                     if run.result.status == "indexed":
                         self.checkpoint.record(run.result.ref.key)
-                    report.results.append(run.result)
+                    self.report.results.append(run.result)
                     self.on_result(run.result)
                 else:
                     still.append(run)

@@ -95,6 +95,8 @@ class Progress:
 
 def print_backfill_report(report: BackfillReport, out: TextIO) -> None:
     for result in report.results:
+        if result.status == "planned":
+            print(f"PLANNED {result.ref.key} {result.ref.log_url} ({result.files} files)", file=out)
         if result.status == "failed":
             print(f"FAILED {result.ref.key} {result.ref.log_url}: {result.reason}", file=out)
     print(report.summary_line(), file=out)
