@@ -25,8 +25,8 @@ from log_shipper.submit import Outcome, Submission, Submitter
 from tests.gearmand import Gearmand
 from tests.httpserver import LogServer, free_port, make_certificate, serve_directory
 from tests.paths import CORPUS, REPO
-from tests.test_gearmand import connect_client, submit, wait_complete
-from worker.job import Job, JobSummary
+from tests.test_gearmand import connect_client, queue_status, submit, wait_complete
+from worker.job import FUNCTION_NAME, Job, JobSummary
 from worker.sinks import open_sink
 
 CONSOLE = "zuul-jobs-fixture/job-output.txt"
@@ -104,16 +104,19 @@ class WorkerProcess:
             time.sleep(0.05)
 
     def started_children(self, count: int) -> list[int]:
-        """Pids of the first `count` children the supervisor started."""
-        started: list[int] = []
-
-        def enough(record: dict[str, Any]) -> bool:
-            if "child_pid" in record and "started" in record["message"]:
-                started.append(record["child_pid"])
-            return len(started) >= count
-
-        self.wait_for(enough)
-        return started[:count]
+        """Pids of the first `count` children the supervisor started, in order."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            started = [
+                r["child_pid"]
+                for r in self.records()
+                if "child_pid" in r and "started" in r["message"]
+            ]
+            if len(started) >= count:
+                return started[:count]
+            assert self.process.poll() is None, f"log-worker exited:\n{self.text()}"
+            assert time.monotonic() < deadline, f"not {count} children:\n{self.text()}"
+            time.sleep(0.05)
 
     def stop(self, timeout: float = WAIT) -> int:
         """SIGTERM, and the exit status within `timeout`."""
@@ -161,6 +164,14 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def wait_for_workers(gearmand: Gearmand, count: int) -> None:
+    """Until gearmand counts `count` workers for push-log: registering is asynchronous."""
+    deadline = time.monotonic() + WAIT
+    while queue_status(gearmand.port).get(FUNCTION_NAME, (0, 0, 0))[2] != count:
+        assert time.monotonic() < deadline, queue_status(gearmand.port)
+        time.sleep(0.05)
 
 
 def job_for(url: str, filename: str) -> Job:
@@ -401,6 +412,30 @@ def test_worker_serves_two_gearmands_and_reconnects_after_a_restart(
             assert worker.stop() == 0
     finally:
         other.stop()
+    assert "Traceback" not in worker.text()
+
+
+def test_worker_survives_its_gearmand_going_away_mid_job(
+    tmp_path: Path, server: LogServer, gearmand: Gearmand
+) -> None:
+    slow = "zuul-jobs-fixture/job-output.txt.gz"
+    server.behave(slow, delay=1.0)
+    config = worker_config(tmp_path, [gearmand.address])
+    args = ("--processes", "1", "--log-format", "json", "--allow", server.url(""))
+    with start_worker(tmp_path, config, *args) as worker:
+        wait_for_workers(gearmand, 1)
+        client = connect_client(gearmand.port)
+        try:
+            submit(client, orjson.loads(job_for(server.url(slow), "slow.txt").to_payload()))
+            worker.wait_for(lambda r: r.get("source_url") == server.url(slow))
+        finally:
+            client.shutdown()
+        gearmand.stop()  # the worker still holds the job; its answer has nowhere to go
+        worker.wait_for(lambda r: "answer not sent" in r["message"])
+        gearmand.start()
+        [outcome] = submit_jobs(gearmand.address, [job_for(server.url(CONSOLE), "x.txt")])
+        assert summary_of(outcome).lines == CONSOLE_LINES
+        assert worker.stop() == 0
     assert "Traceback" not in worker.text()
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -21,6 +23,8 @@ from worker.metrics import MetricsServer
 from worker.pool import Supervisor
 from worker.sinks import open_sink
 from worker.sinks.base import Sink
+
+log = logging.getLogger(__name__)
 
 # Children of a pool are this module run again by the same interpreter.
 CHILD_MODULE = "worker.cli"
@@ -129,7 +133,8 @@ def run_worker(config: WorkerConfig, sink: Sink, *, parent_pid: int | None = Non
             sink.close()
             print(f"log-worker: error: metrics port {config.metrics_port}: {exc}", file=sys.stderr)
             return 1
-    worker = LogWorker(config, sink)
+    # Named per process, so that gearmand's `workers` listing tells pool members apart.
+    worker = LogWorker(config, sink, name=f"log-worker:{socket.gethostname()}:{os.getpid()}")
     # The handler only records the request: calling into gear, or even setting a
     # threading.Event, could re-enter a lock the interrupted main thread holds.
     requested: list[int] = []
@@ -154,6 +159,11 @@ def run_worker(config: WorkerConfig, sink: Sink, *, parent_pid: int | None = Non
         sink.close()
         if metrics_server is not None:
             metrics_server.close()
+    if not stopping:
+        # The job loop died of an error (its traceback is logged): exit non-zero, so that
+        # the supervisor or systemd starts a fresh worker.
+        log.error("the job loop ended unexpectedly")
+        return 1
     return 0
 
 

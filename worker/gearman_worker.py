@@ -6,6 +6,8 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import gear
 
@@ -122,7 +124,8 @@ class LogWorker:
                 "seconds": summary.seconds,
             },
         )
-        gearman_job.sendWorkComplete(summary.to_json())
+        with self._answering(gearman_job):
+            gearman_job.sendWorkComplete(summary.to_json())
         return summary
 
     def _track(self, job: Job, summary: JobSummary | None, error: str | None) -> None:
@@ -150,5 +153,21 @@ class LogWorker:
         )
         # WORK_DATA then WORK_FAIL rather than WORK_EXCEPTION: gearmand drops exception
         # data unless each client opted in, and gear's server knows no such option.
-        job.sendWorkData(reason.encode())
-        job.sendWorkFail()
+        with self._answering(job):
+            job.sendWorkData(reason.encode())
+            job.sendWorkFail()
+
+    @contextmanager
+    def _answering(self, job: gear.WorkerJob) -> Iterator[None]:
+        """Sending the answer fails when the job's server went away meanwhile (gear then
+        has no socket: AttributeError); that must cost the answer, not the worker."""
+        try:
+            yield
+        except (OSError, AttributeError) as exc:
+            handle = job.handle.decode(errors="replace")
+            log.warning(
+                "job %s: answer not sent, its Gearman server went away (%s)",
+                handle,
+                exc,
+                extra={"handle": handle, "error": str(exc)},
+            )

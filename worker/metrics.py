@@ -165,6 +165,9 @@ class InstrumentedSink:
     def count(self, query: str = "*") -> int:
         return self.sink.count(query)
 
+    def delete_file(self, build_uuid: str, filename: str) -> int:
+        return self.sink.delete_file(build_uuid, filename)
+
     def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
         return self.sink.record_file(outcome)
 

@@ -57,11 +57,15 @@ class Supervisor:
         env: Mapping[str, str] | None = None,
         initial_backoff: float = INITIAL_BACKOFF,
         max_backoff: float = MAX_BACKOFF,
+        stable_after: float = MAX_BACKOFF,
     ) -> None:
         self.command = list(command)
         self.env = dict(env) if env is not None else None
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
+        # A child that ran this long before dying had a fresh failure, not the same one
+        # again: its next restart is quick.
+        self.stable_after = stable_after
         self.slots = [_Slot(number, backoff=initial_backoff) for number in range(1, processes + 1)]
         self._stop_signal: int | None = None
 
@@ -127,8 +131,8 @@ class Supervisor:
             # cleanly: respect it rather than undo it.
             log.info("worker %d (pid %d) stopped; not restarted", slot.number, pid, extra=fields)
             return
-        if now - slot.started >= self.max_backoff:
-            slot.backoff = self.initial_backoff  # it ran fine for a while: a fresh failure
+        if now - slot.started >= self.stable_after:
+            slot.backoff = self.initial_backoff
         delay = self._next_delay(slot)
         slot.restart_at = now + delay
         log.warning(

@@ -1,0 +1,146 @@
+"""Prometheus metrics (worker/metrics.py), scraped from a running `log-worker`: a pool's
+supervisor summing its children (multiprocess mode), and a single process."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.gearmand import Gearmand
+from tests.httpserver import LogServer, free_port, serve_directory
+from tests.paths import CORPUS
+from tests.test_gearmand import connect_client, submit, wait_complete
+from tests.test_worker_cli import (
+    WAIT,
+    job_for,
+    start_worker,
+    submit_jobs,
+    summary_of,
+    wait_for_workers,
+    worker_config,
+)
+
+CONSOLE = "zuul-jobs-fixture/job-output.txt"  # 3942 bytes; its 50th line ends at byte 3665
+STALL = 0.5
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture
+def server() -> Iterator[LogServer]:
+    with serve_directory(CORPUS) as running:
+        yield running
+
+
+def scrape(port: int) -> Samples:
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+                text = answer.read().decode()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the metrics endpoint never answered"
+            time.sleep(0.1)
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[("log_indexer_" + name, frozenset(labels.items()))]
+
+
+def count_lines(data: bytes) -> int:
+    assert b"\r" not in data
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+
+
+def test_pool_metrics_are_the_sum_of_the_children(
+    tmp_path: Path, gearmand: Gearmand, server: LogServer
+) -> None:
+    port = free_port()
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    # Small reads: the stall below then falls after the pipeline's 50-line format sniff,
+    # inside sink.write(), which is what bulk_seconds must not count.
+    config = worker_config(
+        tmp_path, [gearmand.address], metrics_address="127.0.0.1", fetch={"chunk_bytes": 256}
+    )
+    args = ["--processes", "2", "--log-format", "json", "--metrics-port", str(port)]
+    args += ["--allow", server.url("")]
+    raw = (CORPUS / CONSOLE).read_bytes()
+    with start_worker(tmp_path, config, *args, env={"TMPDIR": str(temp)}) as pool:
+        pool.started_children(2)
+        wait_for_workers(gearmand, 2)  # each child has created its metrics
+        before = scrape(port)
+        for outcome in ("ok", "failed", "bad_job"):
+            assert value(before, "jobs_total", outcome=outcome) == 0
+        for kind in ("fetch", "sink", "job", "internal"):
+            assert value(before, "errors_total", kind=kind) == 0
+        assert len(list(temp.iterdir())) == 1  # the children's metric files
+
+        # The same file twice, each stalling near its end: a child busy with one job
+        # leaves the other to the other child.
+        server.behave(CONSOLE, stall_after=3900, stall=STALL)
+        jobs = [job_for(server.url(CONSOLE), f"file-{n}.txt") for n in range(2)]
+        summaries = [summary_of(outcome) for outcome in submit_jobs(gearmand.address, jobs)]
+        assert len({r["pid"] for r in pool.records() if "indexed" in r}) == 2
+
+        after = scrape(port)
+        assert value(after, "jobs_total", outcome="ok") == 2
+        assert value(after, "lines_total") == 2 * count_lines(raw)
+        assert value(after, "bytes_total") == 2 * len(raw)
+        assert value(after, "fetched_bytes_total") == 2 * len(raw)  # not compressed
+        assert value(after, "documents_total") == sum(s.indexed for s in summaries) > 0
+        assert value(after, "documents_failed_total") == 0
+        assert value(after, "job_seconds_count") == 2
+        assert value(after, "job_seconds_sum") >= 2 * STALL
+        assert value(after, "bulk_seconds_count") == 2
+        assert value(after, "bulk_seconds_sum") < STALL  # the sink was not the slow part
+        assert value(after, "queue_lag_seconds_count") == 2  # log-shipper sets submitted_at
+
+        [missing] = submit_jobs(gearmand.address, [job_for(server.url("nothing.txt"), "n.txt")])
+        assert missing.error is not None and "404" in missing.error
+        client = connect_client(gearmand.port)
+        try:
+            bad = submit(client, {"event": {}})
+            wait_complete(bad)
+        finally:
+            client.shutdown()
+        final = scrape(port)
+        assert value(final, "jobs_total", outcome="failed") == 1
+        assert value(final, "errors_total", kind="fetch") == 1
+        assert value(final, "jobs_total", outcome="bad_job") == 1
+        assert value(final, "errors_total", kind="job") == 1
+        assert value(final, "jobs_total", outcome="ok") == 2
+        assert value(final, "lines_total") == 2 * count_lines(raw)
+
+        assert pool.stop() == 0, pool.text()
+    assert list(temp.iterdir()) == [], "the metrics directory was left behind"
+
+
+def test_single_process_serves_its_own_metrics(
+    tmp_path: Path, gearmand: Gearmand, server: LogServer
+) -> None:
+    port = free_port()
+    config = worker_config(tmp_path, [gearmand.address], metrics_port=port)
+    config["metrics_address"] = "127.0.0.1"
+    args = ("--processes", "1", "--allow", server.url(""))
+    raw = (CORPUS / CONSOLE).read_bytes()
+    with start_worker(tmp_path, config, *args) as worker:
+        assert value(scrape(port), "lines_total") == 0
+        [outcome] = submit_jobs(gearmand.address, [job_for(server.url(CONSOLE), "x.txt")])
+        assert summary_of(outcome).lines == count_lines(raw) == 54
+        samples = scrape(port)
+        assert value(samples, "lines_total") == 54
+        assert value(samples, "jobs_total", outcome="ok") == 1
+        assert ("process_cpu_seconds_total", frozenset()) in samples  # the default registry
+        assert worker.stop() == 0, worker.text()
