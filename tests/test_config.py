@@ -208,3 +208,8 @@ def test_resource_path_finds_the_index_template() -> None:
 def test_resource_path_names_a_missing_resource() -> None:
     with pytest.raises(ConfigError, match=re.escape("no-such-file.json: not found")):
         resource_path("no-such-file.json")
+
+
+def test_build_index_inside_the_line_indices_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"sink\.build_index"):
+        parse_config({"sink": {"index_prefix": "logs-", "build_index": "logs-builds"}})

@@ -151,6 +151,12 @@ def parse_config(raw: Any) -> WorkerConfig:
             raise ConfigError(f"gearman: {server!r} is not HOST:PORT")
     if config.sink.chunk_documents < 1:
         raise ConfigError("sink.chunk_documents must be at least 1")
+    if config.sink.build_index.startswith(config.sink.index_prefix):
+        # Line searches run over index_prefix*: build records there would be hits.
+        raise ConfigError(
+            f"sink.build_index {config.sink.build_index!r} must not start with "
+            f"sink.index_prefix {config.sink.index_prefix!r}"
+        )
     if config.log_format not in LOG_FORMATS:
         raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}")
     if config.metrics_port > 65535:
