@@ -36,10 +36,7 @@ class Chunk:
 
 
 def serialize(document: Document) -> tuple[bytes, bytes]:
-    action = b'{"index":{"_index":"%s","_id":"%s"}}\n' % (
-        document.index.encode(),
-        document.id.encode(),
-    )
+    action = f'{{"index":{{"_index":"{document.index}","_id":"{document.id}"}}}}\n'.encode()
     return action, orjson.dumps(document.source, option=orjson.OPT_APPEND_NEWLINE)
 
 

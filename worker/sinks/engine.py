@@ -5,6 +5,8 @@ Subclasses only say how one HTTP request is sent (each with its own official cli
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +24,9 @@ from worker.sinks.bulk import Chunk, chunk_documents, read_items
 PATTERN_PARAMS = {"ignore_unavailable": "true", "allow_no_indices": "true"}
 # Statuses meaning "too busy now", for which a whole request is worth sending again.
 OVERLOADED = frozenset({429, 502, 503, 504})
+# Built chunks that may wait while another is being sent (memory: this many chunks plus
+# the one in flight plus the one being built, each at most sink.chunk_bytes).
+SEND_AHEAD = 1
 
 
 def template_name(prefix: str) -> str:
@@ -100,13 +105,37 @@ class EngineSink:
             raise SinkError(f"creating build index {index} failed: HTTP {status}: {reason(answer)}")
 
     def write(self, documents: Iterable[Document]) -> WriteResult:
+        """Chunks are sent by one background thread while the next ones are built here,
+        so parsing overlaps the engine's indexing; at most SEND_AHEAD built chunks wait."""
         result = WriteResult()
-        for chunk in chunk_documents(
-            documents,
-            max_documents=self.config.chunk_documents,
-            max_bytes=self.config.chunk_bytes,
-        ):
-            self._send(chunk, result)
+        pending: queue.Queue[Chunk | None] = queue.Queue(maxsize=SEND_AHEAD)
+        failures: list[BaseException] = []
+
+        def send_pending() -> None:
+            while (chunk := pending.get()) is not None:
+                if failures:
+                    continue  # drain: nothing more is sent once a chunk failed
+                try:
+                    self._send(chunk, result)
+                except BaseException as exc:  # re-raised in the writing thread
+                    failures.append(exc)
+
+        sender = threading.Thread(target=send_pending, name="bulk-sender", daemon=True)
+        sender.start()
+        try:
+            for chunk in chunk_documents(
+                documents,
+                max_documents=self.config.chunk_documents,
+                max_bytes=self.config.chunk_bytes,
+            ):
+                if failures:
+                    break
+                pending.put(chunk)
+        finally:
+            pending.put(None)
+            sender.join()
+        if failures:
+            raise failures[0]
         return result
 
     def _send(self, chunk: Chunk, result: WriteResult) -> None:

@@ -127,13 +127,18 @@ def _row(document: Document) -> tuple[Any, ...]:
         encoded_tags = orjson.dumps(tags).decode()
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise _Unstorable(f"not serialisable as JSON: {exc}") from None
+    # Per document and per column: absent values and strings skip the function call.
+    keywords = [
+        value if value is None or type(value) is str else _keyword(value)
+        for value in map(source.get, KEYWORD_COLUMNS)
+    ]
     return (
         document.id,
         document.index,
         timestamp,
         _keyword(source.get("message")),
-        *(_keyword(source.get(name)) for name in KEYWORD_COLUMNS),
-        *(_integer(source.get(name)) for name in INTEGER_COLUMNS),
+        *keywords,
+        *[_integer(value) for value in map(source.get, INTEGER_COLUMNS)],
         encoded_tags,
         encoded,
     )
