@@ -61,14 +61,13 @@ def build_documents(events: Iterable[Event], job: Job, index_prefix: str) -> Ite
     for event in events:
         timestamp = event.timestamp
         line_number = event.line_number
-        source = {
-            **base,
-            **event.fields,
-            "@timestamp": timestamp,
-            "message": event.message,
-            "tags": tags,
-            "line_number": line_number,
-        }
+        # Merged first, then assigned: measured faster than one literal with ** unpacking
+        # (same keys in the same order, so the same serialised bytes).
+        source = {**base, **event.fields}
+        source["@timestamp"] = timestamp
+        source["message"] = event.message
+        source["tags"] = tags
+        source["line_number"] = line_number
         if event.line_count > 1:
             source["line_count"] = event.line_count
         if event.truncated:

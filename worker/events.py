@@ -105,13 +105,12 @@ def group_events(
             starts_traceback = message.startswith(TRACEBACK)
             join = False
             if event is not None:
-                same = pid is None or pid == event_pid
                 if record.continuation:
-                    join = same
+                    join = pid is None or pid == event_pid
                 elif starts_traceback:
                     if record.timestamp is None:
                         join = traceback = True
-                elif traceback and same:
+                elif traceback and (pid is None or pid == event_pid):
                     if not message or message.isspace():
                         blank += 1
                         continue
@@ -120,11 +119,12 @@ def group_events(
                     elif "loglevel" not in fields:
                         join = True
                         traceback = False
+            line = record.line
             if join:
                 assert event is not None
                 if event.line_count < max_event_lines:
                     event.line_count += 1
-                    if record.line.truncated:
+                    if line.truncated:
                         event.truncated = True
                     if not drop:
                         if more is None:
@@ -154,7 +154,7 @@ def group_events(
                 event_pid = pid
                 drop = drop_debug and fields.get("loglevel") == "DEBUG"
                 traceback = starts_traceback and not record.continuation
-            event = Event(record.line.number, timestamp, message, fields, 1, record.line.truncated)
+            event = Event(line.number, timestamp, message, fields, 1, line.truncated)
 
         if event is not None:
             if drop:

@@ -87,10 +87,14 @@ def redact_text(text: str) -> str:
         text = pattern.sub(replacement, text)
         lowered = text.lower()
     pattern, replacement = _KEYWORD
-    starts = sorted(_occurrences(lowered, _KEYWORDS))
+    starts = _occurrences(lowered, _KEYWORDS)
     if starts:
-        text = _sub_from(pattern, replacement, text, starts)
-        lowered = text.lower()
+        starts.sort()
+        redacted = _sub_from(pattern, replacement, text, starts)
+        # Most keyword hits are prose ("user token"), not secrets: nothing to re-lower.
+        if redacted is not text:
+            text = redacted
+            lowered = text.lower()
     pattern, replacement = _AUTHORIZATION
     if "authorization" in lowered:
         text = pattern.sub(replacement, text)
@@ -100,12 +104,15 @@ def redact_text(text: str) -> str:
     return text
 
 
-def _occurrences(text: str, words: tuple[str, ...]) -> Iterator[int]:
+def _occurrences(text: str, words: tuple[str, ...]) -> list[int]:
+    """Start positions of every occurrence of each of `words` in `text`, unsorted."""
+    starts: list[int] = []
     for word in words:
         start = text.find(word)
         while start >= 0:
-            yield start
+            starts.append(start)
             start = text.find(word, start + 1)
+    return starts
 
 
 def _sub_from(pattern: re.Pattern[str], replacement: str, text: str, starts: list[int]) -> str:

@@ -50,9 +50,17 @@ def parse_line(line: Line, context: ParseContext) -> Record:
     if level == "TRACE":
         # No request context on TRACE lines: a "[" here is traceback text.
         return Record(line, timestamp, rest, fields, True)
-    request_id, message = split_context(rest)
-    if request_id is not None:
-        fields["request_id"] = request_id
+    if not rest.startswith("["):
+        return Record(line, timestamp, rest, fields)
+    # split_context, inlined: it runs on nearly every line of these files.
+    close = rest.find("]")
+    if close < 0:
+        return Record(line, timestamp, rest, fields)
+    message = rest[close + 2 :] if rest.startswith(" ", close + 1) else rest[close + 1 :]
+    start = rest.find("req-", 1, close)
+    if start >= 0:
+        end = rest.find(" ", start, close)
+        fields["request_id"] = rest[start : end if end >= 0 else close]
     return Record(line, timestamp, message, fields)
 
 
