@@ -232,7 +232,9 @@ def submit(args: argparse.Namespace) -> int:
         raise ConfigError("--log-dir alone needs --sink (workers elsewhere cannot read it)")
     config = load_config(args.config) if args.config else WorkerConfig()
     servers = args.gearman or list(config.gearman)
-    with Submitter(servers, connect_timeout=args.connect_timeout) as submitter:
+    with Submitter(
+        servers, connect_timeout=args.connect_timeout, tls=config.gearman_tls
+    ) as submitter:
         outcomes = submitter.submit(plan.submissions, wait=args.wait, timeout=args.timeout)
     if args.wait:
         print_report(outcomes, plan.skipped, sys.stdout)
@@ -268,7 +270,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             )
         try:
             servers = args.gearman or list(config.gearman)
-            with Submitter(servers) as submitter:
+            with Submitter(servers, tls=config.gearman_tls) as submitter:
                 report = run_backfill(args, builds, rules, submitter, sink, progress)
         finally:
             if sink is not None:

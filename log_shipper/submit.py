@@ -12,6 +12,7 @@ from typing import Any
 import gear
 
 from log_shipper.plan import Submission
+from worker.config import GearmanTLSConfig
 from worker.errors import LogIndexerError
 from worker.gearman_worker import split_address
 from worker.job import FUNCTION_NAME, JobSummary
@@ -48,11 +49,18 @@ class _Client(gear.Client):
 class Submitter:
     """A Gearman client connected to the first reachable of several servers."""
 
-    def __init__(self, servers: Sequence[str], *, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        servers: Sequence[str],
+        *,
+        connect_timeout: float = 10.0,
+        tls: GearmanTLSConfig | None = None,
+    ) -> None:
         self.client = _Client("log-shipper")
+        tls = tls or GearmanTLSConfig()
         for address in servers:
             host, port = split_address(address)
-            self.client.addServer(host, port)
+            self.client.addServer(host, port, ssl_key=tls.key, ssl_cert=tls.cert, ssl_ca=tls.ca)
         try:
             self.client.waitForServer(timeout=connect_timeout)
         except gear.TimeoutError:

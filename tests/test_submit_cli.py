@@ -18,15 +18,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import gear
 import pytest
 import yaml
 
 from log_shipper.cli import main
 from tests.gearmand import Gearmand
-from tests.httpserver import LogServer, free_port, serve_directory
+from tests.httpserver import LogServer, free_port, make_certificate, serve_directory
 from tests.integration.trees import make_tree
 from tests.paths import CORPUS, DATA, REPO
-from worker.config import FetchConfig, SinkConfig, WorkerConfig
+from worker.config import FetchConfig, GearmanTLSConfig, SinkConfig, WorkerConfig
 from worker.gearman_worker import LogWorker
 from worker.job import FUNCTION_NAME
 from worker.sinks import open_sink
@@ -460,3 +461,53 @@ def test_gearmand_going_away_during_a_wait_is_a_warning_not_a_hang(
     assert all(line.startswith("log-shipper submit: warning: ") for line in warnings), stderr
     assert any(slow in line and "went away" in line for line in warnings), stderr
     assert "FAILED" in report_rows(stdout)[slow], stdout
+
+
+def test_submit_over_tls_to_a_tls_gearman_server(
+    served: tuple[LogServer, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Debian's gearmand has no TLS (tests/test_gearmand.py); gear's own server does and
+    # refuses clients without a certificate of its CA. One self-signed certificate plays
+    # the CA, the server and both clients.
+    server, root = served
+    cert, key = make_certificate(tmp_path)
+    gearman = gear.Server(
+        port=0, host="127.0.0.1", ssl_key=str(key), ssl_cert=str(cert), ssl_ca=str(cert)
+    )
+    address = f"127.0.0.1:{gearman.port}"
+    tls = GearmanTLSConfig(key=str(key), cert=str(cert), ca=str(cert))
+    sink_url = f"sqlite:{tmp_path / 'logs.db'}"
+    config = WorkerConfig(
+        gearman=(address,),
+        gearman_tls=tls,
+        sink=SinkConfig(url=sink_url),
+        fetch=FetchConfig(allow=(server.base_url + "/",), connect_timeout=2.0, retries=0),
+    )
+    config_file = tmp_path / "submit.yaml"
+    config_file.write_text(
+        yaml.safe_dump(
+            {
+                "gearman": [address],
+                "gearman_tls": {"key": str(key), "cert": str(cert), "ca": str(cert)},
+            }
+        )
+    )
+    sink = open_sink(sink_url, config.sink)
+    worker = LogWorker(config, sink, name="tls-worker")
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        args = ["submit", "--log-url", server.url("build/"), "--log-dir", str(root)]
+        args += ["--config", str(config_file), "--wait", "--strict", "--timeout", str(WAIT)]
+        args += ["--zuul-inventory", str(INVENTORY)]
+        assert main(args) == 0
+        out, _ = capsys.readouterr()
+        assert f"{len(SELECTED)} files submitted, 0 failed" in out
+        assert {c.ssl_subject for c in gearman.active_connections} == {"127.0.0.1"}
+        assert count_documents(sink_url) > 0
+    finally:
+        worker.stop()
+        thread.join(timeout=WAIT)
+        worker.close()
+        sink.close()
+        gearman.shutdown()
