@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import orjson
 
 from log_shipper.build_sources import BuildRef
+from log_shipper.metadata import uuid_from_log_root
 from log_shipper.plan import BuildPlan, plan_build
 from log_shipper.rules import Rules
 from log_shipper.submit import Pending, Submitter
@@ -227,8 +227,7 @@ def finish(result: BuildResult, pending: list[Pending]) -> None:
 def build_fields(ref: BuildRef) -> dict[str, Any]:
     fields = dict(ref.fields)
     if not fields.get("build_uuid"):
-        # The same log root always gets the same uuid: re-runs replace, never duplicate.
-        fields["build_uuid"] = uuid.uuid5(uuid.NAMESPACE_URL, ref.log_url.rstrip("/") + "/").hex
+        fields["build_uuid"] = uuid_from_log_root(ref.log_url)
     fields.setdefault("build_short_uuid", str(fields["build_uuid"])[:7])
     return fields
 

@@ -74,13 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-dir",
         help="local copy of the log tree to list (with --log-url, workers fetch from the URL)",
     )
-    submit.add_argument(
-        "--gearman",
-        action="append",
-        default=[],
-        metavar="HOST:PORT",
-        help="Gearman server (repeatable; the first reachable one is used)",
-    )
+    add_gearman_argument(submit)
     add_local_arguments(submit)
     submit.add_argument("--wait", action="store_true", help="wait for every file's answer")
     submit.add_argument("--dry-run", action="store_true", help="print what would be submitted")
@@ -109,9 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     zuul.add_argument("--since", help="builds that ended at or after this ISO date/time")
     zuul.add_argument("--until", help="builds that ended before this ISO date/time")
     backfill.add_argument("--max-depth", type=int, default=6, help="for --log-root-url (6)")
-    backfill.add_argument(
-        "--gearman", action="append", default=[], metavar="HOST:PORT", help="Gearman server"
-    )
+    add_gearman_argument(backfill)
     add_local_arguments(backfill)
     backfill.add_argument("--force", action="store_true", help="re-index fully indexed builds")
     backfill.add_argument("--dry-run", action="store_true", help="list the builds, submit none")
@@ -130,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--size", type=int, default=10, help="hits to show (default 10)")
     search.set_defaults(command=cmd_search)
     return parser
+
+
+def add_gearman_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gearman",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="Gearman server (repeatable; the first reachable one is used; default: --config)",
+    )
 
 
 def add_local_arguments(parser: argparse.ArgumentParser) -> None:

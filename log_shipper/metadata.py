@@ -201,11 +201,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def fields_from_args(args: argparse.Namespace, log_root: str) -> dict[str, Any]:
-    fields = _flag_fields(args)
-    if not fields.get("build_uuid"):
-        fields["build_uuid"] = _uuid_from_log_root(log_root)
-    fields["build_short_uuid"] = str(fields["build_uuid"])[:7]
-    return fields
+    """The fields the flags alone give (no files, no environment)."""
+    return collect_fields(args, {}, log_root, required=())
 
 
 def normalise_voting(value: Any) -> str:
@@ -286,7 +283,7 @@ def collect_fields(
         if identity:
             fields["build_uuid"] = _derived_build_uuid(identity, fields.get("build_name"))
         elif log_root:
-            fields["build_uuid"] = _uuid_from_log_root(log_root)
+            fields["build_uuid"] = uuid_from_log_root(log_root)
     if "build_uuid" in fields:
         fields["build_short_uuid"] = str(fields["build_uuid"])[:7]
     missing = [field for field in required if not _given(fields.get(field))]
@@ -307,9 +304,11 @@ def _flag_fields(args: argparse.Namespace, *, keep_empty: bool = True) -> dict[s
     return fields
 
 
-def _uuid_from_log_root(log_root: str) -> str:
-    # The same log root always gets the same uuid, so re-indexing it replaces
-    # documents instead of duplicating them.
+def uuid_from_log_root(log_root: str) -> str:
+    """The same log root always gets the same uuid, so re-indexing it replaces documents
+    instead of duplicating them. URLs count with and without their final slash alike."""
+    if log_root.startswith(("http://", "https://")):
+        log_root = log_root.rstrip("/") + "/"
     return uuid.uuid5(uuid.NAMESPACE_URL, log_root).hex
 
 

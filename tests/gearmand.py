@@ -191,3 +191,19 @@ class Gearmand:
 
 
 __all__ = ["Gearmand"]
+
+
+def queue_status(port: int, timeout: float = 30.0) -> dict[str, tuple[int, int, int]]:
+    """gearmand's admin `status`: function -> (queued, running, available workers)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(b"status\n")
+        answer = b""
+        while not (answer == b".\n" or answer.endswith(b"\n.\n")):
+            chunk = sock.recv(4096)
+            assert chunk, f"gearmand hung up during status: {answer!r}"
+            answer += chunk
+    status: dict[str, tuple[int, int, int]] = {}
+    for line in answer.decode().splitlines()[:-1]:
+        name, queued, running, workers = line.split("\t")
+        status[name] = (int(queued), int(running), int(workers))
+    return status

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
-from tests.paths import CORPUS
+from tests.paths import CORPUS, read_lines
 from worker.events import Event, EventStats, group_events
 from worker.formats import console, oslo, plain, syslog
 from worker.formats.base import Line, ParseContext
@@ -17,16 +15,6 @@ SCREEN_N_API = CORPUS / "os-loganalyze" / "screen-n-api.txt.gz"
 C_VOL = CORPUS / "os-loganalyze" / "devstack@c-vol.service.log.txt"
 FALLBACK = "2013-09-28T00:00:00.000000Z"
 STAMP = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+) ")
-
-
-def read_lines(path: Path) -> list[str]:
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        data = gzip.decompress(data)
-    lines = data.decode().split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return lines
 
 
 def events_of(

@@ -31,7 +31,7 @@ import gear
 import orjson
 import pytest
 
-from tests.gearmand import Gearmand
+from tests.gearmand import Gearmand, queue_status
 from worker.config import SinkConfig, WorkerConfig
 from worker.gearman_worker import LogWorker
 from worker.job import FUNCTION_NAME
@@ -95,22 +95,6 @@ def submit(
     job = gear.Job(FUNCTION_NAME, orjson.dumps(arguments), unique=key)
     client.submitJob(job, timeout=WAIT, **options)
     return job
-
-
-def queue_status(port: int) -> dict[str, tuple[int, int, int]]:
-    """gearmand's admin `status`: function -> (queued, running, available workers)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
-        sock.sendall(b"status\n")
-        answer = b""
-        while not (answer == b".\n" or answer.endswith(b"\n.\n")):
-            chunk = sock.recv(4096)
-            assert chunk, f"gearmand hung up during status: {answer!r}"
-            answer += chunk
-    status = {}
-    for line in answer.decode().splitlines()[:-1]:
-        name, queued, running, workers = line.split("\t")
-        status[name] = (int(queued), int(running), int(workers))
-    return status
 
 
 # --- foreground jobs --------------------------------------------------------------------

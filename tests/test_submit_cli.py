@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -23,7 +22,7 @@ import pytest
 import yaml
 
 from log_shipper.cli import main
-from tests.gearmand import Gearmand
+from tests.gearmand import Gearmand, queue_status
 from tests.httpserver import LogServer, free_port, make_certificate, serve_directory
 from tests.integration.trees import make_tree
 from tests.paths import CORPUS, DATA, REPO
@@ -166,22 +165,6 @@ def assert_summary(build: dict[str, Any], selected: Mapping[str, str]) -> None:
         assert build[field] == value, field
 
 
-def queue_status(gearmand: Gearmand) -> dict[str, tuple[int, int, int]]:
-    """gearmand's admin `status`: function -> (queued, running, available workers)."""
-    with socket.create_connection(("127.0.0.1", gearmand.port), timeout=WAIT) as sock:
-        sock.sendall(b"status\n")
-        answer = b""
-        while not (answer == b".\n" or answer.endswith(b"\n.\n")):
-            chunk = sock.recv(4096)
-            assert chunk, f"gearmand hung up during status: {answer!r}"
-            answer += chunk
-    status: dict[str, tuple[int, int, int]] = {}
-    for line in answer.decode().splitlines()[:-1]:
-        name, queued, running, workers = line.split("\t")
-        status[name] = (int(queued), int(running), int(workers))
-    return status
-
-
 @contextmanager
 def log_worker(gearmand: Gearmand, sink_url: str, server: LogServer) -> Iterator[LogWorker]:
     """A real LogWorker of gearmand in a thread, fetching from `server`."""
@@ -273,7 +256,7 @@ def test_dry_run_lists_every_file_with_its_fate_and_submits_nothing(
     for path, (_, reason) in SKIPPED.items():
         assert rows[path].split()[0] == "skip", rows[path]
         assert reason in rows[path], rows[path]
-    assert queue_status(gearmand).get(FUNCTION_NAME, (0, 0, 0))[:2] == (0, 0)
+    assert queue_status(gearmand.port).get(FUNCTION_NAME, (0, 0, 0))[:2] == (0, 0)
 
 
 # --- the build is never failed ------------------------------------------------------------
@@ -414,13 +397,13 @@ def test_background_submit_returns_at_once_and_gearmand_keeps_the_jobs(
     assert time.monotonic() - started < 10
     n = len(SELECTED)
     assert out.strip() == f"{n} of {n} files queued for build {BUILD_UUID}"
-    assert queue_status(gearmand)[FUNCTION_NAME] == (n, 0, 0)
+    assert queue_status(gearmand.port)[FUNCTION_NAME] == (n, 0, 0)
     assert sum(server.hits.values()) == 0
 
     with log_worker(gearmand, sink_url, server):
         build = wait_for_build(sink_url)
     assert_summary(build, SELECTED)
-    assert queue_status(gearmand)[FUNCTION_NAME][:2] == (0, 0)
+    assert queue_status(gearmand.port)[FUNCTION_NAME][:2] == (0, 0)
     assert count_documents(sink_url) == build["indexed"] > 0
 
 

@@ -22,10 +22,10 @@ import pytest
 import yaml
 
 from log_shipper.submit import Outcome, Submission, Submitter
-from tests.gearmand import Gearmand
+from tests.gearmand import Gearmand, queue_status
 from tests.httpserver import LogServer, free_port, make_certificate, serve_directory
 from tests.paths import CORPUS, REPO
-from tests.test_gearmand import connect_client, queue_status, submit, wait_complete
+from tests.test_gearmand import connect_client, submit, wait_complete
 from worker.job import FUNCTION_NAME, Job, JobSummary
 from worker.sinks import open_sink
 

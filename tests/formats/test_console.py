@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import gzip
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
-from tests.paths import CORPUS
+from tests.paths import CORPUS, read_lines
 from worker.formats import console, github
 from worker.formats.base import Line, ParseContext, Record
 
 TEXT = ParseContext(reference_time=datetime(2018, 8, 1, tzinfo=UTC))
 HTML = ParseContext(reference_time=datetime(2013, 9, 27, tzinfo=UTC), html=True)
-
-
-def read_lines(path: Path) -> list[str]:
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        data = gzip.decompress(data)
-    lines = data.decode().split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return lines
 
 
 def parse_all(module, lines: list[str], context: ParseContext) -> list[Record]:

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import gzip
 import re
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
-from tests.paths import CORPUS
+from tests.paths import CORPUS, read_lines
 from worker.formats import oslo
 from worker.formats.base import Line, ParseContext, Record
 
 CONTEXT = ParseContext(reference_time=datetime(2013, 9, 27, tzinfo=UTC))
 LEVELS = {"DEBUG", "INFO", "AUDIT", "WARNING", "ERROR", "CRITICAL", "TRACE"}
 STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ ")
-
-
-def read_lines(path: Path) -> list[str]:
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        data = gzip.decompress(data)
-    lines = data.decode().split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return lines
 
 
 def parse_all(lines: list[str]) -> list[Record]:

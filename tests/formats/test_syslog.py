@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
-from tests.paths import CORPUS
+from tests.paths import CORPUS, read_lines
 from worker.formats import syslog
 from worker.formats.base import Line, ParseContext, Record
 
@@ -14,13 +13,6 @@ MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 SYSLOG = CORPUS / "os-loganalyze" / "syslog.txt"
 C_API = CORPUS / "os-loganalyze" / "devstack@c-api.service.log.txt"
 C_VOL = CORPUS / "os-loganalyze" / "devstack@c-vol.service.log.txt"
-
-
-def read_lines(path: Path) -> list[str]:
-    lines = path.read_text().split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return lines
 
 
 def parse_all(lines: list[str], reference: datetime) -> list[Record]:

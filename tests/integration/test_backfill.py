@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -47,7 +46,7 @@ import yaml
 from log_shipper.backfill import Checkpoint
 from log_shipper.build_sources import ZuulFilters, builds_from_zuul, parse_time
 from log_shipper.cli import main
-from tests.gearmand import Gearmand
+from tests.gearmand import Gearmand, queue_status
 from tests.httpserver import LogServer, serve_directory
 from tests.integration.conftest import SinkUnderTest
 from tests.integration.trees import make_tree
@@ -447,22 +446,6 @@ def env(
         store.drop()
 
 
-def queue_status(gearmand: Gearmand) -> dict[str, tuple[int, int, int]]:
-    """gearmand's admin `status`: function -> (queued, running, available workers)."""
-    with socket.create_connection(("127.0.0.1", gearmand.port), timeout=WAIT) as sock:
-        sock.sendall(b"status\n")
-        answer = b""
-        while not (answer == b".\n" or answer.endswith(b"\n.\n")):
-            chunk = sock.recv(4096)
-            assert chunk, f"gearmand hung up during status: {answer!r}"
-            answer += chunk
-    status: dict[str, tuple[int, int, int]] = {}
-    for line in answer.decode().splitlines()[:-1]:
-        name, queued, running, workers = line.split("\t")
-        status[name] = (int(queued), int(running), int(workers))
-    return status
-
-
 def matching(
     since: str | None = None, until: str | None = None, **equal: str
 ) -> list[dict[str, Any]]:
@@ -601,7 +584,7 @@ def test_dry_run_lists_the_builds_and_submits_nothing(env: Env) -> None:
     for record in builds:
         assert env.zuul.log_url(record["uuid"]) in run.err
     assert env.zuul.requests == [{"pipeline": "check", "limit": "100", "skip": "0"}]
-    assert queue_status(env.gearmand)[FUNCTION_NAME][:2] == (0, 0)
+    assert queue_status(env.gearmand.port)[FUNCTION_NAME][:2] == (0, 0)
     assert env.store.count() == 0
     assert not [path for path in env.logs.hits if not path.endswith("/zuul-manifest.json")]
 
