@@ -80,6 +80,51 @@ def test_serialised_lines_are_ndjson_with_index_and_id() -> None:
         assert json.loads(action)["index"]["_index"] == "logstash-2013.09.27"
 
 
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = [name for name, _ in pairs]
+    assert len(names) == len(set(names)), f"duplicate keys in {names}"
+    return dict(pairs)
+
+
+def test_serialised_source_holds_job_and_line_fields_once() -> None:
+    lines = SCREEN_C_API.read_text().splitlines()
+    for document in documents()[:200]:
+        _, source = serialize(document)
+        parsed = json.loads(source, object_pairs_hook=no_duplicate_keys)
+        line = lines[parsed["line_number"] - 1]
+        assert parsed["message"] in line
+        assert line.startswith(parsed["@timestamp"][:10])
+        assert f" {parsed['pid']} {parsed['loglevel']} {parsed['module']} " in line
+        for name, value in JOB.fields.items():
+            assert parsed[name] == value
+        assert parsed["tags"][:2] == list(JOB.tags)
+        assert parsed == document.source
+
+
+def test_a_line_field_named_like_a_job_field_wins_and_appears_once() -> None:
+    # job-output.txt's host column and a submitter that also sent "host" (and, by
+    # mistake, "message"): the line's own values are the ones indexed.
+    line = "2018-08-01 00:44:04.804077 | ubuntu-xenial | ok: Runtime: 0:00:00.014"
+    match = re.fullmatch(r"(\S+) (\S+) \| (\S+) \| (.*)", line)
+    assert match
+    date, time, host, text = match.groups()
+    job = Job(
+        source_url="https://logs.example.org/job-output.txt",
+        fields={"build_uuid": "b" * 32, "host": "executor-1", "message": "from the job"},
+        tags=("console",),
+    )
+    events = [Event(1, f"{date}T{time}Z", text, {"host": host}), Event(2, f"{date}T{time}Z", "x")]
+    clashing, plain = build_documents(events, job, "logstash-")
+    for document, expected_host in ((clashing, host), (plain, "executor-1")):
+        _, source = serialize(document)
+        parsed = json.loads(source, object_pairs_hook=no_duplicate_keys)
+        assert parsed["host"] == expected_host
+        assert parsed["build_uuid"] == "b" * 32
+        assert parsed == document.source
+    assert json.loads(serialize(clashing)[1])["message"] == text
+    assert json.loads(serialize(plain)[1])["message"] == "x"
+
+
 def test_multi_line_and_unicode_messages_stay_one_line() -> None:
     document = Document(
         "logstash-2013.09.27",

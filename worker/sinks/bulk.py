@@ -37,7 +37,10 @@ class Chunk:
 
 def serialize(document: Document) -> tuple[bytes, bytes]:
     action = f'{{"index":{{"_index":"{document.index}","_id":"{document.id}"}}}}\n'.encode()
-    return action, orjson.dumps(document.source, option=orjson.OPT_APPEND_NEWLINE)
+    if not document.fields:
+        return action, orjson.dumps(document.file.fields, option=orjson.OPT_APPEND_NEWLINE)
+    # The file's fields were serialised once, when the job started.
+    return action, orjson.dumps(document.fields)[:-1] + document.file.json_rest + b"\n"
 
 
 def chunk_documents(
