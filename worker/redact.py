@@ -47,20 +47,23 @@ _KEYWORDS = ("password", "passwd", "secret", "token", "api_key", "apikey")
 
 
 def redact_text(text: str) -> str:
-    # The guard: a literal every pattern needs, tested on the lower-cased text because
-    # the patterns ignore case ("Password=", "API_KEY="). Spelled out rather than an
-    # any(...) over a tuple: this runs on every line.
+    # The guard: what every pattern needs, tested on the lower-cased text where the
+    # pattern ignores case ("Password=", "API_KEY="). Each multi-character test scans
+    # the whole line (~0.5 ns a character), a single character is a memchr (~20x
+    # faster), so a rare character required by a pattern is tested first: "@" for
+    # URL credentials, "z" for authorization, "K" for AWS key ids (case-sensitive).
+    # Spelled out rather than an any(...) over a tuple: this runs on every line.
     lowered = text.lower()
-    if not (
-        "://" in lowered
-        or "pass" in lowered
+    keyword = (
+        "pass" in lowered
         or "secret" in lowered
         or "token" in lowered
-        or "uthorization" in lowered
-        or "api_key" in lowered
-        or "apikey" in lowered
-        or "akia" in lowered
-    ):
+        or ("api" in lowered and ("api_key" in lowered or "apikey" in lowered))
+    )
+    url = "@" in text and "://" in text
+    authorization = "z" in lowered and "uthorization" in lowered
+    aws = "K" in text and "AKIA" in text
+    if not (keyword or url or authorization or aws):
         return text
     if not text.isascii():
         for pattern, replacement in _PATTERNS:
@@ -70,24 +73,26 @@ def redact_text(text: str) -> str:
     # lower-cased text, positions are shared, and each pattern needs a literal that a
     # substring test finds far faster than the regex engine, which tries the ignore-case
     # alternation at every position of multi-kilobyte tracebacks. Same result as above.
-    pattern, replacement = _URL
-    if "://" in text:
+    # Replacements only mask text: a literal absent before is absent after, and one
+    # that a replacement masked leaves its pattern nothing to match.
+    if url:
+        pattern, replacement = _URL
         text = pattern.sub(replacement, text)
         lowered = text.lower()
-    pattern, replacement = _KEYWORD
-    starts = _occurrences(lowered, _KEYWORDS)
-    if starts:
+    if keyword:
+        pattern, replacement = _KEYWORD
+        starts = _occurrences(lowered, _KEYWORDS)
         starts.sort()
         redacted = _sub_from(pattern, replacement, text, starts)
         # Most keyword hits are prose ("user token"), not secrets: nothing to re-lower.
         if redacted is not text:
             text = redacted
             lowered = text.lower()
-    pattern, replacement = _AUTHORIZATION
-    if "authorization" in lowered:
+    if authorization:
+        pattern, replacement = _AUTHORIZATION
         text = pattern.sub(replacement, text)
-    pattern, replacement = _AWS
-    if "AKIA" in text:
+    if aws:
+        pattern, replacement = _AWS
         text = pattern.sub(replacement, text)
     return text
 
