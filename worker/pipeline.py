@@ -13,7 +13,7 @@ from dateutil.parser import isoparse
 
 from worker.config import WorkerConfig
 from worker.decode import DecodeStats, decode_lines
-from worker.documents import build_documents
+from worker.documents import Document, build_documents
 from worker.events import EventStats, group_events
 from worker.fetch import open_source
 from worker.formats import choose_format
@@ -32,33 +32,15 @@ def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
     decode_stats = DecodeStats()
     event_stats = EventStats()
     with open_source(job.source_url, config.fetch) as source:
-        lines = decode_lines(
+        summary.format, documents = parse_documents(
             source.chunks,
-            max_bytes=config.fetch.max_decompressed_bytes,
-            max_line_bytes=config.fetch.max_line_bytes,
-            stats=decode_stats,
+            job,
+            config,
+            last_modified=source.last_modified,
+            decode_stats=decode_stats,
+            event_stats=event_stats,
         )
-        head, lines = peek(lines, SNIFF_LINES)
-        log_format = choose_format(job.tags, job.options.format, [line.text for line in head])
-        summary.format = log_format.NAME
-        context = ParseContext(
-            reference_time=reference_time(job, source.last_modified),
-            html=is_html(job),
-        )
-        records = (log_format.parse_line(line, context) for line in lines)
-        events = group_events(
-            records,
-            max_event_lines=config.parse.max_event_lines,
-            lookahead_lines=config.parse.lookahead_lines,
-            fallback_timestamp=iso_utc(context.reference_time),
-            drop_debug=job.options.drop_debug,
-            drop_xtrace=job.options.drop_xtrace,
-            stats=event_stats,
-        )
-        documents = counted(
-            build_documents(redact_events(events), job, config.sink.index_prefix), summary
-        )
-        result = sink.write(documents)
+        result = sink.write(counted(documents, summary))
         summary.compressed_bytes = source.received
     summary.lines = decode_stats.lines
     summary.decompressed_bytes = decode_stats.bytes
@@ -69,6 +51,39 @@ def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
     summary.errors = result.errors
     summary.seconds = round(time.monotonic() - started, 3)
     return summary
+
+
+def parse_documents(
+    chunks: Iterable[bytes],
+    job: Job,
+    config: WorkerConfig,
+    *,
+    last_modified: datetime | None,
+    decode_stats: DecodeStats,
+    event_stats: EventStats,
+) -> tuple[str, Iterator[Document]]:
+    """The stages from bytes to documents: the name of the format the file is read
+    with, and the documents, made as they are consumed."""
+    lines = decode_lines(
+        chunks,
+        max_bytes=config.fetch.max_decompressed_bytes,
+        max_line_bytes=config.fetch.max_line_bytes,
+        stats=decode_stats,
+    )
+    head, lines = peek(lines, SNIFF_LINES)
+    log_format = choose_format(job.tags, job.options.format, [line.text for line in head])
+    context = ParseContext(reference_time=reference_time(job, last_modified), html=is_html(job))
+    records = map(log_format.parse_line, lines, itertools.repeat(context))
+    events = group_events(
+        records,
+        max_event_lines=config.parse.max_event_lines,
+        lookahead_lines=config.parse.lookahead_lines,
+        fallback_timestamp=iso_utc(context.reference_time),
+        drop_debug=job.options.drop_debug,
+        drop_xtrace=job.options.drop_xtrace,
+        stats=event_stats,
+    )
+    return log_format.NAME, build_documents(redact_events(events), job, config.sink.index_prefix)
 
 
 def peek(items: Iterator[T], n: int) -> tuple[list[T], Iterator[T]]:

@@ -23,7 +23,9 @@ from worker.formats.base import Line, ParseContext, Record
 NAME = "console"
 TAGS: tuple[str, ...] = ("console", "console.html")
 
-_HOST = r"[A-Za-z0-9][\w.:@-]*(?: -> [A-Za-z0-9][\w.:@-]*)?"
+# Possessive (*+): a host never gives characters back, so a line whose text merely
+# starts like a hostname fails at once instead of backtracking through the word.
+_HOST = r"[A-Za-z0-9][\w.:@-]*+(?: -> [A-Za-z0-9][\w.:@-]*+)?"
 _LINE = re.compile(
     r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) \|(?: (?:(" + _HOST + r") \|(?: |$))?|$)"
 )

@@ -23,11 +23,12 @@ TAGS: tuple[str, ...] = ("oslofmt",)
 LEVELS = ("DEBUG", "INFO", "AUDIT", "WARNING", "ERROR", "CRITICAL", "TRACE")
 
 _LINE = re.compile(
-    r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) (?:(\d+) )?"
-    r"(DEBUG|INFO|AUDIT|WARNING|ERROR|CRITICAL|TRACE) (\S+)(?: |$)"
+    r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d++)?) (?:(\d++) )?"
+    r"(DEBUG|INFO|AUDIT|WARNING|ERROR|CRITICAL|TRACE) (\S++)(?: |$)"
     # The request context, "[-]" or "[req-... user project]", and the request id in it;
-    # matched here, in C, because nearly every line of these files has one.
-    r"(?:\[(?:[^\]]*?(req-[^ \]]*))?[^\]]*\] ?)?"
+    # matched here, in C, because nearly every line of these files has one. Possessive
+    # (++, *+) where what follows can never be matched by giving characters back.
+    r"(?:\[(?:[^\]]*?(req-[^ \]]*+))?[^\]]*+\] ?)?"
 )
 _TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)(?: |$)")
 # The same level-and-module head where another format (journald) already took the
