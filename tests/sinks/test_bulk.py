@@ -261,7 +261,7 @@ def test_read_items_separates_load_rejections_from_refusals() -> None:
             bulk_item(docs[5].id, 409, {"type": "version_conflict_engine_exception"}),
         ],
     }
-    outcome = read_items(response)
+    outcome = read_items(response, chunk.ids)
     assert outcome.retry == [1, 4]
     assert [position for position, _ in outcome.failed] == [2, 5]
     reason = outcome.failed[0][1]
@@ -279,7 +279,7 @@ def test_read_items_without_errors_is_empty() -> None:
         "errors": False,
         "items": [bulk_item(d.id, 201) for d in docs],
     }
-    outcome = read_items(response)
+    outcome = read_items(response, [d.id for d in docs])
     assert outcome.retry == []
     assert outcome.failed == []
 
@@ -293,6 +293,23 @@ def test_read_items_other_action_names_and_string_errors() -> None:
             {"update": {"_index": "i", "_id": "c", "status": 429, "error": REJECTED}},
         ],
     }
-    outcome = read_items(response)
+    outcome = read_items(response, ["a", "b", "c"])
     assert outcome.retry == [2]
     assert outcome.failed == [(1, "b: unavailable")]
+
+
+def test_read_items_of_an_answer_cut_to_status_and_error() -> None:
+    # The sink asks for filter_path=errors,items.*.status,items.*.error: no _id comes
+    # back, so refusals are named from the chunk's ids, by position.
+    docs = documents()[:3]
+    response = {
+        "errors": True,
+        "items": [
+            {"index": {"status": 201}},
+            {"index": {"status": 400, "error": MAPPING}},
+            {"index": {"status": 429, "error": REJECTED}},
+        ],
+    }
+    outcome = read_items(response, [d.id for d in docs])
+    assert outcome.retry == [2]
+    assert outcome.failed == [(1, f"{docs[1].id}: {MAPPING['type']}: {MAPPING['reason']}")]

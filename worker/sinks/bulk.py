@@ -5,7 +5,7 @@ Pure functions with no I/O, so chunking is separate from sending (and testable a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +68,9 @@ class ItemOutcome:
     failed: list[tuple[int, str]]  # positions refused for good, with the reason
 
 
-def read_items(response: dict[str, Any]) -> ItemOutcome:
+def read_items(response: dict[str, Any], ids: Sequence[str]) -> ItemOutcome:
+    """The outcome of each item of a chunk from a `_bulk` answer; `ids` are the chunk's
+    document ids, by position (the answer may have been cut to status and error)."""
     outcome = ItemOutcome([], [])
     if not response.get("errors"):
         return outcome
@@ -85,5 +87,5 @@ def read_items(response: dict[str, Any]) -> ItemOutcome:
                 reason = f"{error.get('type', 'error')}: {error.get('reason', '')}"
             else:
                 reason = str(error)
-            outcome.failed.append((position, f"{result.get('_id')}: {reason}"))
+            outcome.failed.append((position, f"{ids[position]}: {reason}"))
     return outcome
