@@ -142,6 +142,19 @@ def test_garbled_line_keeps_its_timestamp() -> None:
     assert record.fields == {}
 
 
+def test_only_ascii_digits_make_a_timestamp() -> None:
+    # A real line of screen-c-api.txt with its year in Arabic-Indic digits, which no
+    # engine parses as a date: the line keeps its text and gets no timestamp.
+    text = next(
+        t for t in read_lines(CORPUS / "os-loganalyze" / "screen-c-api.txt") if STAMP.match(t)
+    )
+    assert oslo.parse_line(Line(1, text), CONTEXT).timestamp is not None
+    foreign = "\u0662\u0660\u0661\u0663" + text[4:]
+    record = oslo.parse_line(Line(1, foreign), CONTEXT)
+    assert record.timestamp is None
+    assert record.message == foreign
+
+
 def test_sniff() -> None:
     lines = read_lines(CORPUS / "os-loganalyze" / "screen-q-svc.txt.gz")
     assert not oslo.sniff(lines[0])  # "+ ln -sf ..."

@@ -27,7 +27,8 @@ TAGS: tuple[str, ...] = ("console", "console.html")
 # starts like a hostname fails at once instead of backtracking through the word.
 _HOST = r"[A-Za-z0-9][\w.:@-]*+(?: -> [A-Za-z0-9][\w.:@-]*+)?"
 _LINE = re.compile(
-    r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) \|(?: (?:(" + _HOST + r") \|(?: |$))?|$)"
+    r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?) \|(?: (?:(" + _HOST + r") \|(?: |$))?|$)",
+    re.ASCII,
 )
 _TAG = re.compile(r"<[^>]*>")
 

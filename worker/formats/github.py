@@ -13,7 +13,7 @@ from worker.formats.base import Line, ParseContext, Record
 NAME = "github"
 TAGS: tuple[str, ...] = ()
 
-_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z(?: |$)")
+_LINE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z(?: |$)", re.ASCII)
 
 
 def parse_line(line: Line, context: ParseContext) -> Record:

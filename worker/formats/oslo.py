@@ -28,12 +28,13 @@ _LINE = re.compile(
     # The request context, "[-]" or "[req-... user project]", and the request id in it;
     # matched here, in C, because nearly every line of these files has one. Possessive
     # (++, *+) where what follows can never be matched by giving characters back.
-    r"(?:\[(?:[^\]]*?(req-[^ \]]*+))?[^\]]*+\] ?)?"
+    r"(?:\[(?:[^\]]*?(req-[^ \]]*+))?[^\]]*+\] ?)?",
+    re.ASCII,
 )
-_TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)(?: |$)")
+_TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)(?: |$)", re.ASCII)
 # The same level-and-module head where another format (journald) already took the
 # timestamp and pid.
-LEVEL_MODULE = re.compile(r"(DEBUG|INFO|AUDIT|WARNING|ERROR|CRITICAL|TRACE) (\S+)(?: |$)")
+LEVEL_MODULE = re.compile(r"(DEBUG|INFO|AUDIT|WARNING|ERROR|CRITICAL|TRACE) (\S+)(?: |$)", re.ASCII)
 
 
 def parse_line(line: Line, context: ParseContext) -> Record:

@@ -28,8 +28,8 @@ _MONTHS = {
     )
 }
 _HEAD = r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) (\d\d:\d\d:\d\d(?:\.\d+)?) "
-_LINE = re.compile(_HEAD + r"(\S*) ([^\s\[:]+)(?:\[(\d+)\])?:(?: |$)")
-_TIMESTAMP = re.compile(_HEAD)
+_LINE = re.compile(_HEAD + r"(\S*) ([^\s\[:]+)(?:\[(\d+)\])?:(?: |$)", re.ASCII)
+_TIMESTAMP = re.compile(_HEAD, re.ASCII)
 
 
 def parse_line(line: Line, context: ParseContext) -> Record:
