@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from tests.paths import CORPUS, read_lines
@@ -76,6 +77,28 @@ def test_screen_q_svc_trace_lines_are_continuations() -> None:
     assert records[1855].message == "Traceback (most recent call last):"
     assert records[1856].message.startswith('  File "/opt/stack/new/neutron/neutron/api/v2/')
     assert records[1867].message == ""  # the bare "... TRACE neutron.api.v2.resource"
+
+
+def test_lines_repeating_a_trace_prefix_parse_as_they_would_alone() -> None:
+    # nova-api.log's tracebacks: runs of TRACE lines sharing "<ts> <pid> TRACE <module> ",
+    # parsed from a remembered prefix; next to them, lines that only nearly repeat it.
+    lines = read_lines(CORPUS / "os-log-merger" / "nova-api.log-20151113.gz")[:30000]
+    first = next(t for t in lines if t.split(" ")[3] == "TRACE")
+    prefix = " ".join(first.split(" ")[:5]) + " "
+    near = [prefix + "[req-1 u p] x", prefix.rstrip(), prefix, prefix[:-1] + ".sub x"]
+    shared = ParseContext(reference_time=CONTEXT.reference_time)
+    traces = 0
+    for number, text in enumerate([*lines, first, *near], 1):
+        alone = oslo.parse_line(Line(number, text), replace(shared, repeated=None))
+        record = oslo.parse_line(Line(number, text), shared)
+        assert record == alone
+        words = text.split(" ", 5)
+        if len(words) > 4 and words[3] == "TRACE":
+            traces += 1
+            assert record.continuation
+            assert record.fields == {"loglevel": "TRACE", "module": words[4], "pid": words[2]}
+            assert record.message == (words[5] if len(words) > 5 else "")
+    assert traces > 25000
 
 
 def test_request_ids() -> None:

@@ -38,6 +38,8 @@ class Record:
     `fields` holds what the format parsed: loglevel, module, pid, request_id, host, program.
     `continuation` is set by formats that know a line belongs to the previous event
     (an oslo TRACE line); plain traceback detection is done by `worker.events`.
+    `fields` is read, never changed, downstream: a format may hand the same dict to
+    the lines that repeat one prefix (see ParseContext.repeated).
     """
 
     line: Line
@@ -58,6 +60,10 @@ class ParseContext:
     # Set from the file name, not from tags: job-output.txt is tagged "console.html"
     # too, yet is plain text whose literal "<...>" must survive.
     html: bool = False
+    # A prefix the next lines are likely to repeat, with what it parsed to: (prefix,
+    # timestamp, fields). An oslo traceback is hundreds of TRACE lines that differ only
+    # after "<timestamp> <pid> TRACE <module> "; a str.startswith replaces the regex.
+    repeated: tuple[str, str, dict[str, str]] | None = None
 
 
 class Format(Protocol):

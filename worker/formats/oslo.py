@@ -39,6 +39,10 @@ LEVEL_MODULE = re.compile(r"(DEBUG|INFO|AUDIT|WARNING|ERROR|CRITICAL|TRACE) (\S+
 
 def parse_line(line: Line, context: ParseContext) -> Record:
     text = line.text
+    repeated = context.repeated
+    if repeated is not None and text.startswith(repeated[0]):
+        prefix, timestamp, fields = repeated
+        return Record(line, timestamp, text[len(prefix) :], fields, True)
     match = _LINE.match(text)
     if match is None:
         match = _TIMESTAMP.match(text)
@@ -52,7 +56,13 @@ def parse_line(line: Line, context: ParseContext) -> Record:
         fields["pid"] = pid
     if level == "TRACE":
         # No request context on TRACE lines: a "[" here is traceback text.
-        return Record(line, f"{date}T{time}Z", text[match.end(5) + 1 :], fields, True)
+        start = match.end(5) + 1
+        timestamp = f"{date}T{time}Z"
+        if start <= len(text):
+            # Any line that starts with this prefix, space included, parses to the
+            # same timestamp and fields: the pattern cannot match it differently.
+            context.repeated = (text[:start], timestamp, fields)
+        return Record(line, timestamp, text[start:], fields, True)
     if request_id is not None:
         fields["request_id"] = request_id
     return Record(line, f"{date}T{time}Z", text[match.end() :], fields)
