@@ -60,17 +60,24 @@ def test_screen_q_svc_error_lines() -> None:
     assert "request_id" not in delete_failed.fields
 
 
+def is_trace(text: str, record: Record) -> bool:
+    """Whether `text` is a TRACE line (by its words); if so, `record` must say so."""
+    words = text.split(" ", 5)
+    if len(words) < 5 or words[3] != "TRACE":
+        return False
+    assert record.continuation
+    assert record.fields == {"loglevel": "TRACE", "module": words[4], "pid": words[2]}
+    assert record.message == (words[5] if len(words) > 5 else "")
+    return True
+
+
 def test_screen_q_svc_trace_lines_are_continuations() -> None:
     lines = read_lines(CORPUS / "os-loganalyze" / "screen-q-svc.txt.gz")
     records = parse_all(lines)
     traces = 0
     for text, record in zip(lines, records, strict=True):
-        words = text.split(" ", 5)
-        if len(words) > 4 and words[3] == "TRACE":
+        if is_trace(text, record):
             traces += 1
-            assert record.continuation
-            assert record.fields == {"loglevel": "TRACE", "module": words[4], "pid": words[2]}
-            assert record.message == (words[5] if len(words) > 5 else "")
         else:
             assert not record.continuation
     assert traces == 589
@@ -92,12 +99,7 @@ def test_lines_repeating_a_trace_prefix_parse_as_they_would_alone() -> None:
         alone = oslo.parse_line(Line(number, text), replace(shared, repeated=None))
         record = oslo.parse_line(Line(number, text), shared)
         assert record == alone
-        words = text.split(" ", 5)
-        if len(words) > 4 and words[3] == "TRACE":
-            traces += 1
-            assert record.continuation
-            assert record.fields == {"loglevel": "TRACE", "module": words[4], "pid": words[2]}
-            assert record.message == (words[5] if len(words) > 5 else "")
+        traces += is_trace(text, record)
     assert traces > 25000
 
 
