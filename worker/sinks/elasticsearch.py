@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from elastic_transport import TransportError
+import orjson
+from elastic_transport import SerializationError, Serializer, TransportError
 from elasticsearch import ApiError, Elasticsearch
 
 from worker.config import SinkConfig
@@ -24,6 +25,29 @@ NDJSON_HEADERS = {
 }
 
 
+class PrebuiltJson(Serializer):
+    """Bodies go out as the bytes the sink built; answers are parsed with orjson.
+
+    The client's own serializers copy every `_bulk` body into a new buffer and parse
+    answers with the standard library, both per chunk of megabytes, in the worker.
+    """
+
+    mimetype: ClassVar[str] = "application/json"
+
+    def dumps(self, data: Any) -> bytes:
+        return data if isinstance(data, bytes) else orjson.dumps(data)
+
+    def loads(self, data: bytes) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise SerializationError(f"answer is not JSON: {exc}", errors=(exc,)) from None
+
+
+class PrebuiltNdjson(PrebuiltJson):
+    mimetype: ClassVar[str] = "application/x-ndjson"
+
+
 class ElasticsearchSink(EngineSink):
     def __init__(self, base_url: str, config: SinkConfig) -> None:
         super().__init__(config)
@@ -33,6 +57,11 @@ class ElasticsearchSink(EngineSink):
             # Retries are ours (EngineSink._send), with backoff and per-item handling.
             "max_retries": 0,
             "retry_on_timeout": False,
+            # The compatibility mimetypes of JSON and NDJSON take these too.
+            "serializers": {
+                PrebuiltJson.mimetype: PrebuiltJson(),
+                PrebuiltNdjson.mimetype: PrebuiltNdjson(),
+            },
         }
         if config.ca_certs:
             options["ca_certs"] = config.ca_certs
