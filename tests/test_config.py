@@ -115,6 +115,7 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
         ({"sink": "sqlite:x"}, "sink", "must be a mapping"),
         ({"parse": [1, 2]}, "parse", "must be a mapping"),
         ({"sink": {"chunk_documents": 0}}, "sink.chunk_documents", "at least 1"),
+        ({"sink": {"concurrent_requests": 0}}, "sink.concurrent_requests", "at least 1"),
     ],
 )
 def test_mistakes_name_the_key(raw: dict[str, Any], key: str, problem: str) -> None:

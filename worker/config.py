@@ -67,6 +67,8 @@ class SinkConfig:
     verify_certs: bool = True
     chunk_documents: int = 2000
     chunk_bytes: int = 8 * MiB
+    # Bulk requests one worker process keeps in flight (engine sinks).
+    concurrent_requests: int = 2
     max_retries: int = 5  # for 429 / rejected chunks
     backoff: float = 0.5
     request_timeout: float = 120.0
@@ -151,6 +153,8 @@ def parse_config(raw: Any) -> WorkerConfig:
             raise ConfigError(f"gearman: {server!r} is not HOST:PORT")
     if config.sink.chunk_documents < 1:
         raise ConfigError("sink.chunk_documents must be at least 1")
+    if config.sink.concurrent_requests < 1:
+        raise ConfigError("sink.concurrent_requests must be at least 1")
     if config.sink.build_index.startswith(config.sink.index_prefix):
         # Line searches run over index_prefix*: build records there would be hits.
         raise ConfigError(

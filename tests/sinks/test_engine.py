@@ -7,6 +7,7 @@ import re
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import orjson
 import pytest
@@ -90,6 +91,24 @@ def test_write_twice_keeps_count_and_refusals_are_counted(engine: tuple[EngineSi
     result_hits = sink.search('loglevel:INFO AND tags:"screen-q-svc.txt"', size=5)
     assert result_hits.total == sum(1 for e in events if e.fields["loglevel"] == "INFO")
     assert all(hit["_index"] == f"{sink.config.index_prefix}2013.09.27" for hit in result_hits.hits)
+
+
+@pytest.mark.parametrize("senders", [1, 4])
+def test_any_number_of_concurrent_requests_indexes_every_document_once(
+    engine: tuple[EngineSink, str], senders: int
+) -> None:
+    sink, _ = engine
+    sink.config = replace(sink.config, concurrent_requests=senders, chunk_documents=37)
+    sink.prepare()
+    events = oslo_events(1000)
+    refused = Document(f"{sink.config.index_prefix}2013.09.27", "refused", {"@timestamp": "x"})
+    documents = [*build_documents(events, JOB, sink.config.index_prefix), refused]
+    result = sink.write(documents)
+    assert (result.indexed, result.failed) == (len(events), 1)
+    assert result.errors and "refused" in result.errors[0]
+    sink.refresh()
+    assert sink.count() == len(events)
+    assert sink.count("loglevel:DEBUG") == sum(e.fields["loglevel"] == "DEBUG" for e in events)
 
 
 def test_bad_query_is_a_query_error(engine: tuple[EngineSink, str]) -> None:

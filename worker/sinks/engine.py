@@ -108,13 +108,16 @@ class EngineSink:
             raise SinkError(f"creating build index {index} failed: HTTP {status}: {reason(answer)}")
 
     def write(self, documents: Iterable[Document]) -> WriteResult:
-        """Chunks are sent by one background thread while the next ones are built here,
-        so parsing overlaps the engine's indexing; at most SEND_AHEAD built chunks wait."""
-        result = WriteResult()
+        """Chunks are sent by `sink.concurrent_requests` background threads while the
+        next ones are built here, so parsing overlaps the engine's indexing and the
+        engine has a request to work on while another one's answer travels back. Built
+        chunks wait in a queue of SEND_AHEAD; memory stays bounded by the chunks in the
+        queue, in flight and being built, each at most sink.chunk_bytes."""
+        results = [WriteResult() for _ in range(self.config.concurrent_requests)]
         pending: queue.Queue[Chunk | None] = queue.Queue(maxsize=SEND_AHEAD)
         failures: list[BaseException] = []
 
-        def send_pending() -> None:
+        def send_pending(result: WriteResult) -> None:
             while (chunk := pending.get()) is not None:
                 if failures:
                     continue  # drain: nothing more is sent once a chunk failed
@@ -123,8 +126,12 @@ class EngineSink:
                 except BaseException as exc:  # re-raised in the writing thread
                     failures.append(exc)
 
-        sender = threading.Thread(target=send_pending, name="bulk-sender", daemon=True)
-        sender.start()
+        senders = [
+            threading.Thread(target=send_pending, args=(result,), name="bulk-sender", daemon=True)
+            for result in results
+        ]
+        for sender in senders:
+            sender.start()
         try:
             for chunk in chunk_documents(
                 documents,
@@ -135,10 +142,15 @@ class EngineSink:
                     break
                 pending.put(chunk)
         finally:
-            pending.put(None)
-            sender.join()
+            for _ in senders:
+                pending.put(None)
+            for sender in senders:
+                sender.join()
         if failures:
             raise failures[0]
+        result = WriteResult()
+        for part in results:
+            result.merge(part)
         return result
 
     def _send(self, chunk: Chunk, result: WriteResult) -> None:
