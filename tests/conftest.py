@@ -3,19 +3,24 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines import start_engine
+from tests.engines import delete_test_indices, start_engine
 from tests.gearmand import Gearmand
 
 
-# Engines are left running after the session on purpose: the next run reuses them.
+# Engines are left running after the session on purpose: the next run reuses them;
+# the indices the session wrote are deleted.
 @pytest.fixture(scope="session")
-def elasticsearch_url() -> str:
-    return start_engine("elasticsearch")
+def elasticsearch_url() -> Iterator[str]:
+    url = start_engine("elasticsearch")
+    yield url
+    delete_test_indices(url)
 
 
 @pytest.fixture(scope="session")
-def opensearch_url() -> str:
-    return start_engine("opensearch")
+def opensearch_url() -> Iterator[str]:
+    url = start_engine("opensearch")
+    yield url
+    delete_test_indices(url)
 
 
 @pytest.fixture

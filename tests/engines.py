@@ -1,7 +1,9 @@
 """Start the real search engines that integration tests run against (see tools/engine)."""
 
+import json
 import subprocess
 import sys
+import urllib.request
 
 from tests.paths import REPO
 
@@ -30,3 +32,23 @@ def start_engine(name: str) -> str:
         tail = "\n".join(result.stderr.strip().splitlines()[-60:])
         raise RuntimeError(f"tools/engine start {name} failed (exit {result.returncode}):\n{tail}")
     return url
+
+
+# Index patterns the tests write under (each test adds its own random part).
+TEST_INDICES = ("test-*", "sinktest-*", "e2e-*", "builds-e2e-*", "ci-log-builds-test-*")
+
+
+def delete_test_indices(base_url: str) -> int:
+    """Delete what the tests wrote. The engines outlive a run so the next one starts
+    fast; hundreds of indices left behind would slow every later run and benchmark.
+    Named one by one: the engines may refuse wildcard deletes."""
+    patterns = ",".join(TEST_INDICES)
+    url = f"{base_url}/_cat/indices/{patterns}?format=json&h=index&expand_wildcards=all"
+    with urllib.request.urlopen(url, timeout=60) as answer:
+        names = [row["index"] for row in json.loads(answer.read())]
+    for start in range(0, len(names), 50):
+        batch = ",".join(names[start : start + 50])
+        request = urllib.request.Request(f"{base_url}/{batch}", method="DELETE")
+        with urllib.request.urlopen(request, timeout=60):
+            pass
+    return len(names)
