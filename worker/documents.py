@@ -108,8 +108,9 @@ def build_documents(events: Iterable[Event], job: Job, index_prefix: str) -> Ite
         fields = event.fields
         if fields and not names.isdisjoint(fields):
             # A parsed field named like a job field (rare): this document carries the
-            # job's fields itself, with the parsed value winning as it always has.
-            own = {**shared.fields, **fields}
+            # job's fields itself, the parsed value winning as it always has, but for
+            # the tags, which are the job's.
+            own = {**shared.fields, **fields, "tags": tags}
             file = NO_FILE_FIELDS
         else:
             own = {**fields}

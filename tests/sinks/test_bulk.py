@@ -113,7 +113,9 @@ def test_a_line_field_named_like_a_job_field_wins_and_appears_once() -> None:
         fields={"build_uuid": "b" * 32, "host": "executor-1", "message": "from the job"},
         tags=("console",),
     )
-    events = [Event(1, f"{date}T{time}Z", text, {"host": host}), Event(2, f"{date}T{time}Z", "x")]
+    # A parsed "tags" would clash too, yet the tags stay the job's.
+    clash = {"host": host, "tags": "parsed"}
+    events = [Event(1, f"{date}T{time}Z", text, clash), Event(2, f"{date}T{time}Z", "x")]
     clashing, plain = build_documents(events, job, "logstash-")
     for document, expected_host in ((clashing, host), (plain, "executor-1")):
         _, source = serialize(document)
@@ -122,6 +124,7 @@ def test_a_line_field_named_like_a_job_field_wins_and_appears_once() -> None:
         assert parsed["build_uuid"] == "b" * 32
         assert parsed == document.source
     assert json.loads(serialize(clashing)[1])["message"] == text
+    assert json.loads(serialize(clashing)[1])["tags"][0] == "console"
     assert json.loads(serialize(plain)[1])["message"] == "x"
 
 
