@@ -24,8 +24,9 @@ from worker.sinks.bulk import Chunk, chunk_documents, read_items
 PATTERN_PARAMS = {"ignore_unavailable": "true", "allow_no_indices": "true"}
 # Statuses meaning "too busy now", for which a whole request is worth sending again.
 OVERLOADED = frozenset({429, 502, 503, 504})
-# Built chunks that may wait while another is being sent (memory: this many chunks plus
-# the one in flight plus the one being built, each at most sink.chunk_bytes).
+# Built chunks that may wait while others are being sent (memory: this many chunks plus
+# sink.concurrent_requests in flight plus the one being built, each at most
+# sink.chunk_bytes).
 SEND_AHEAD = 1
 # A `_bulk` answer cut to what `bulk.read_items` reads: about 25 bytes an item instead
 # of 200, which the engine does not write and the worker does not parse.
