@@ -21,10 +21,10 @@ NAME = "oslo"
 TAGS: tuple[str, ...] = ("oslofmt",)
 
 LEVELS = ("DEBUG", "INFO", "AUDIT", "WARNING", "ERROR", "CRITICAL", "TRACE")
+_LEVEL = "(" + "|".join(LEVELS) + ")"
 
 _LINE = re.compile(
-    r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d++)?) (?:(\d++) )?"
-    r"(DEBUG|INFO|AUDIT|WARNING|ERROR|CRITICAL|TRACE) (\S++)(?: |$)"
+    r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d++)?) (?:(\d++) )?" + _LEVEL + r" (\S++)(?: |$)"
     # The request context, "[-]" or "[req-... user project]", and the request id in it;
     # matched here, in C, because nearly every line of these files has one. Possessive
     # (++, *+) where what follows can never be matched by giving characters back.
@@ -34,7 +34,7 @@ _LINE = re.compile(
 _TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)(?: |$)", re.ASCII)
 # The same level-and-module head where another format (journald) already took the
 # timestamp and pid.
-LEVEL_MODULE = re.compile(r"(DEBUG|INFO|AUDIT|WARNING|ERROR|CRITICAL|TRACE) (\S+)(?: |$)", re.ASCII)
+LEVEL_MODULE = re.compile(_LEVEL + r" (\S+)(?: |$)", re.ASCII)
 
 
 def parse_line(line: Line, context: ParseContext) -> Record:
