@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,12 +28,6 @@ from worker.fetch import check_allowed, open_source
 
 MiB = 1024 * 1024
 LOGS = "os-loganalyze"
-
-
-@pytest.fixture
-def server() -> Iterator[LogServer]:
-    with serve_directory(CORPUS) as running:
-        yield running
 
 
 @pytest.fixture

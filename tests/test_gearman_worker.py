@@ -56,21 +56,6 @@ class Running:
 
 
 @pytest.fixture
-def server() -> Iterator[LogServer]:
-    with serve_directory(CORPUS) as running:
-        yield running
-
-
-@pytest.fixture
-def gearman() -> Iterator[gear.Server]:
-    running = gear.Server(port=0, host="127.0.0.1")
-    try:
-        yield running
-    finally:
-        running.shutdown()
-
-
-@pytest.fixture
 def worker(server: LogServer, gearman: gear.Server, tmp_path: Path) -> Iterator[Running]:
     address = f"127.0.0.1:{gearman.port}"
     sink_url = f"sqlite:{tmp_path / 'logs.db'}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -13,8 +12,7 @@ import orjson
 import pytest
 
 from tests.gearmand import Gearmand
-from tests.httpserver import LogServer, serve_directory
-from tests.paths import CORPUS
+from tests.httpserver import LogServer
 from tests.test_worker_cli import (
     CONSOLE,
     CONSOLE_LINES,
@@ -74,12 +72,6 @@ def test_json_line_carries_a_traceback_in_one_line() -> None:
 
 def test_text_lines_name_the_process() -> None:
     assert "%(process)d" in TEXT_FORMAT
-
-
-@pytest.fixture
-def server() -> Iterator[LogServer]:
-    with serve_directory(CORPUS) as running:
-        yield running
 
 
 @pytest.mark.parametrize("how", ["option", "config"])

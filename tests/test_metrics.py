@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.gearmand import Gearmand
-from tests.httpserver import LogServer, free_port, serve_directory
+from tests.httpserver import LogServer, free_port
 from tests.paths import CORPUS
 from tests.test_gearmand import connect_client, submit, wait_complete
 from tests.test_worker_cli import (
@@ -29,12 +27,6 @@ CONSOLE = "zuul-jobs-fixture/job-output.txt"  # 3942 bytes; its 50th line ends a
 STALL = 0.5
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-@pytest.fixture
-def server() -> Iterator[LogServer]:
-    with serve_directory(CORPUS) as running:
-        yield running
 
 
 def scrape(port: int) -> Samples:

@@ -10,13 +10,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.gearmand import Gearmand
-from tests.httpserver import LogServer, serve_directory
+from tests.httpserver import LogServer
 from tests.paths import CORPUS
 from tests.test_gearmand import connect_client, submit, wait_complete
 from tests.test_worker_cli import (
@@ -43,12 +42,6 @@ FILES = (
     "zuul-jobs-fixture/job-output.txt.gz",
 )
 BIG = "bugswarm/2360239904-orig.log"  # 386 kB, 4922 lines, multi-line events
-
-
-@pytest.fixture
-def server() -> Iterator[LogServer]:
-    with serve_directory(CORPUS) as running:
-        yield running
 
 
 def test_children_share_the_jobs_and_stop_on_sigterm(

@@ -23,7 +23,7 @@ import yaml
 
 from log_shipper.submit import Outcome, Submission, Submitter
 from tests.gearmand import Gearmand, queue_status
-from tests.httpserver import LogServer, free_port, make_certificate, serve_directory
+from tests.httpserver import LogServer, free_port, make_certificate
 from tests.paths import CORPUS, REPO
 from tests.test_gearmand import connect_client, submit, wait_complete
 from worker.job import FUNCTION_NAME, Job, JobSummary
@@ -219,21 +219,6 @@ def test_check_config_names_a_wrong_key(tmp_path: Path) -> None:
     assert len(lines) == 1, result.stderr
     assert "fetch.read_timout: unknown key" in lines[0]
     assert str(config) in lines[0]
-
-
-@pytest.fixture
-def server() -> Iterator[LogServer]:
-    with serve_directory(CORPUS) as running:
-        yield running
-
-
-@pytest.fixture
-def gearman() -> Iterator[gear.Server]:
-    running = gear.Server(port=0, host="127.0.0.1")
-    try:
-        yield running
-    finally:
-        running.shutdown()
 
 
 def test_running_worker_takes_a_job_and_stops_on_sigterm(
