@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,3 +20,18 @@ def read_lines(path: Path) -> list[str]:
     if lines[-1] == "":
         lines.pop()
     return lines
+
+
+def count_lines(data: bytes) -> int:
+    """Lines as a reader sees them, counted independently of the decoder under test:
+    ended by \\n, \\r\\n or a lone \\r; a final terminator adds no empty line."""
+    if not data:
+        return 0
+    parts = re.split(rb"\r\n|\r|\n", data)
+    return len(parts) - 1 if parts[-1] == b"" else len(parts)
+
+
+def corpus_lines(source: str) -> int:
+    """count_lines of a corpus file (a path under CORPUS), gunzipped when .gz."""
+    data = (CORPUS / source).read_bytes()
+    return count_lines(gzip.decompress(data) if source.endswith(".gz") else data)

@@ -4,7 +4,6 @@ server over the shared corpus, and a real SQLite sink."""
 from __future__ import annotations
 
 import gzip
-import re
 import threading
 import time
 import uuid
@@ -18,7 +17,7 @@ import pytest
 
 from log_shipper.submit import Outcome, Submission, Submitter
 from tests.httpserver import LogServer, serve_directory
-from tests.paths import CORPUS
+from tests.paths import CORPUS, count_lines
 from worker.config import FetchConfig, SinkConfig, WorkerConfig
 from worker.gearman_worker import LogWorker, split_address
 from worker.job import FUNCTION_NAME, Job
@@ -28,15 +27,6 @@ from worker.sinks.base import Sink
 CONSOLE = "zuul-jobs-fixture/job-output.txt"
 CONSOLE_GZ = "zuul-jobs-fixture/job-output.txt.gz"
 ANSWER_TIMEOUT = 20.0
-
-
-def count_lines(data: bytes) -> int:
-    """Lines as a reader sees them: ended by \\n, \\r\\n or a lone \\r; a final
-    terminator adds no empty line."""
-    if not data:
-        return 0
-    parts = re.split(rb"\r\n|\r|\n", data)
-    return len(parts) - 1 if parts[-1] == b"" else len(parts)
 
 
 @dataclass

@@ -5,7 +5,6 @@ warnings and exit 0, unless --strict."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 import subprocess
@@ -25,7 +24,7 @@ from log_shipper.cli import main
 from tests.gearmand import Gearmand, queue_status
 from tests.httpserver import LogServer, free_port, make_certificate, serve_directory
 from tests.integration.trees import make_tree
-from tests.paths import CORPUS, DATA, REPO
+from tests.paths import DATA, REPO, corpus_lines
 from worker.config import FetchConfig, GearmanTLSConfig, SinkConfig, WorkerConfig
 from worker.gearman_worker import LogWorker
 from worker.job import FUNCTION_NAME
@@ -62,20 +61,6 @@ def no_ci_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def count_lines(data: bytes) -> int:
-    """Lines as the decoder sees them: ended by \\n, \\r\\n or a lone \\r; a final
-    terminator adds no empty line."""
-    if not data:
-        return 0
-    parts = re.split(rb"\r\n|\r|\n", data)
-    return len(parts) - 1 if parts[-1] == b"" else len(parts)
-
-
-def lines_of(source: str) -> int:
-    data = (CORPUS / source).read_bytes()
-    return count_lines(gzip.decompress(data) if source.endswith(".gz") else data)
 
 
 def tree(root: Path, selected: Mapping[str, str] = SELECTED, skipped: bool = True) -> Path:
@@ -157,7 +142,7 @@ def assert_summary(build: dict[str, Any], selected: Mapping[str, str]) -> None:
     assert build["type"] == "build"
     assert build["file_count"] == len(selected)
     assert build["files_failed"] == 0, build["errors"]
-    assert build["lines"] == sum(lines_of(source) for source in selected.values())
+    assert build["lines"] == sum(corpus_lines(source) for source in selected.values())
     assert sorted(f["filename"] for f in build["files"]) == sorted(
         path.removesuffix(".gz") for path in selected
     )
@@ -322,7 +307,7 @@ def test_submit_to_a_sink_indexes_the_tree_and_writes_the_build_summary(
     rows = report_rows(out)
     for path, source in WITH_CR.items():
         assert rows[path].endswith(" ok"), rows[path]
-        assert int(rows[path].split()[2]) == lines_of(source), rows[path]
+        assert int(rows[path].split()[2]) == corpus_lines(source), rows[path]
     for path in SKIPPED:
         assert "skipped:" in rows[path], rows[path]
     assert f"{len(WITH_CR)} files submitted, 0 failed, {len(SKIPPED)} skipped" in out
@@ -356,7 +341,7 @@ def test_submit_wait_reports_every_file_and_a_second_run_replaces_the_first(
         rows = report_rows(out)
         for path, source in SELECTED.items():
             assert rows[path].endswith(" ok"), rows[path]
-            assert int(rows[path].split()[2]) == lines_of(source), rows[path]
+            assert int(rows[path].split()[2]) == corpus_lines(source), rows[path]
             assert server.hits[f"/build/{path}"] == 1
         for path in SKIPPED:
             assert server.hits[f"/build/{path}"] == 0  # listed locally, never fetched

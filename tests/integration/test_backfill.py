@@ -50,7 +50,7 @@ from tests.gearmand import Gearmand, queue_status
 from tests.httpserver import LogServer, serve_directory
 from tests.integration.conftest import SinkUnderTest
 from tests.integration.trees import make_tree
-from tests.paths import CORPUS, DATA, REPO
+from tests.paths import CORPUS, DATA, REPO, count_lines
 from worker.config import SinkConfig, load_config
 from worker.errors import ConfigError
 from worker.gearman_worker import LogWorker
@@ -99,13 +99,6 @@ def layout_of(record: Mapping[str, Any]) -> dict[str, str] | None:
     if record["log_url"] is None or record["uuid"] == GONE:
         return None
     return FULL if record["job_name"] == "tempest-full" else SMALL
-
-
-def count_lines(data: bytes) -> int:
-    if not data:
-        return 0
-    parts = re.split(rb"\r\n|\r|\n", data)
-    return len(parts) - 1 if parts[-1] == b"" else len(parts)
 
 
 def lines_of(layout: Mapping[str, str]) -> int:

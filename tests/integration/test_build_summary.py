@@ -3,8 +3,6 @@ Elasticsearch and OpenSearch, all real."""
 
 from __future__ import annotations
 
-import gzip
-import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from log_shipper.cli import main
 from tests.httpserver import LogServer, serve_directory
 from tests.integration.conftest import SinkUnderTest
 from tests.integration.trees import make_tree
-from tests.paths import CORPUS
+from tests.paths import corpus_lines
 from worker.config import load_config
 from worker.sinks import open_sink
 
@@ -27,19 +25,6 @@ TREE = {
     "logs/testrepository.subunit": "ci-log-processing/testrepository.subunit",  # skipped
 }
 SELECTED = {path: source for path, source in TREE.items() if not path.endswith(".subunit")}
-
-
-def count_lines(data: bytes) -> int:
-    """Lines ended by \\n, \\r\\n or a lone \\r; a final terminator adds no empty line."""
-    if not data:
-        return 0
-    parts = re.split(rb"\r\n|\r|\n", data)
-    return len(parts) - 1 if parts[-1] == b"" else len(parts)
-
-
-def lines_of(source: str) -> int:
-    data = (CORPUS / source).read_bytes()
-    return count_lines(gzip.decompress(data) if source.endswith(".gz") else data)
 
 
 def build_args(sink: SinkUnderTest) -> tuple[str, list[str]]:
@@ -84,7 +69,7 @@ def test_submit_writes_the_build_summary(
     assert build["build_name"] == "tempest-full" and build["build_queue"] == "check"
     assert build["file_count"] == len(SELECTED)
     assert build["files_failed"] == 0 and build["errors"] == []
-    assert build["lines"] == sum(lines_of(source) for source in SELECTED.values())
+    assert build["lines"] == sum(corpus_lines(source) for source in SELECTED.values())
     assert sorted(f["filename"] for f in build["files"]) == sorted(SELECTED)
     assert all(f["status"] == "ok" for f in build["files"])
 
@@ -107,7 +92,7 @@ def test_a_failed_file_is_counted_in_the_build_summary(
     assert build["file_count"] == len(SELECTED)
     assert build["files_failed"] == 1
     ok = {path: source for path, source in SELECTED.items() if path != gone}
-    assert build["lines"] == sum(lines_of(source) for source in ok.values())
+    assert build["lines"] == sum(corpus_lines(source) for source in ok.values())
     [error] = build["errors"]
     assert error.startswith(f"{gone}: ") and "404" in error, error
     status = {f["filename"]: f["status"] for f in build["files"]}

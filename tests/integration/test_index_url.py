@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from log_shipper.cli import main
 from tests.httpserver import LogServer, serve_directory
 from tests.integration.conftest import SinkUnderTest
 from tests.integration.trees import make_tree
-from tests.paths import CORPUS
+from tests.paths import CORPUS, count_lines
 
 BUILD = ["--build-uuid", "0c6d2a3e5b1f4e7d9a8b7c6d5e4f3a2b", "--job-name", "tempest-full"]
 BUILD += ["--pipeline", "check", "--build-end-time", "2014-06-10T00:00:00Z"]
@@ -31,12 +30,6 @@ SMALL_TREE = {
     "logs/devstack@c-api.service.log.txt": "os-loganalyze/devstack@c-api.service.log.txt",
     "logs/devstack@c-vol.service.log.txt": "os-loganalyze/devstack@c-vol.service.log.txt",
 }
-
-
-def count_lines(data: bytes) -> int:
-    """Lines ended by \\n, \\r\\n or a lone \\r; a final terminator adds no empty line."""
-    parts = re.split(rb"\r\n|\r|\n", data)
-    return len(parts) - 1 if parts[-1] == b"" else len(parts)
 
 
 def text_of(source: str) -> bytes:
