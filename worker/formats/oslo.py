@@ -23,18 +23,16 @@ TAGS: tuple[str, ...] = ("oslofmt",)
 LEVELS = ("DEBUG", "INFO", "AUDIT", "WARNING", "ERROR", "CRITICAL", "TRACE")
 _LEVEL = "(" + "|".join(LEVELS) + ")"
 
-_LINE = re.compile(
-    r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d++)?) (?:(\d++) )?" + _LEVEL + r" (\S++)(?: |$)"
-    # The request context, "[-]" or "[req-... user project]", and the request id in it;
-    # matched here, in C, because nearly every line of these files has one. Possessive
-    # (++, *+) where what follows can never be matched by giving characters back.
-    r"(?:\[(?:[^\]]*?(req-[^ \]]*+))?[^\]]*+\] ?)?",
-    re.ASCII,
-)
+# The level, the module, then the request context, "[-]" or "[req-... user project]",
+# and the request id in it: matched in C, as nearly every line of these files has one.
+# Possessive (++, *+) where what follows can never be matched by giving characters back.
+_HEAD = _LEVEL + r" (\S++)(?: |$)(?:\[(?:[^\]]*?(req-[^ \]]*+))?[^\]]*+\] ?)?"
+_LINE = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d++)?) (?:(\d++) )?" + _HEAD, re.ASCII)
 _TIMESTAMP = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d(?:\.\d+)?)(?: |$)", re.ASCII)
-# The same level-and-module head where another format (journald) already took the
-# timestamp and pid.
-LEVEL_MODULE = re.compile(_LEVEL + r" (\S+)(?: |$)", re.ASCII)
+# The same head where another format (journald) already took the timestamp and pid:
+# groups level, module, request id. On a TRACE line the message starts after the module
+# (end of group 2, plus its space): a "[" there is traceback text, not a context.
+LEVEL_MODULE = re.compile(_HEAD, re.ASCII)
 
 
 def parse_line(line: Line, context: ParseContext) -> Record:
@@ -66,22 +64,6 @@ def parse_line(line: Line, context: ParseContext) -> Record:
     if request_id is not None:
         fields["request_id"] = request_id
     return Record(line, f"{date}T{time}Z", text[match.end() :], fields)
-
-
-def split_context(rest: str) -> tuple[str | None, str]:
-    """The request id in a leading "[req-... user project]" (None for "[-]"), and the
-    text after the brackets."""
-    if not rest.startswith("["):
-        return None, rest
-    close = rest.find("]")
-    if close < 0:
-        return None, rest
-    message = rest[close + 2 :] if rest.startswith(" ", close + 1) else rest[close + 1 :]
-    start = rest.find("req-", 1, close)
-    if start < 0:
-        return None, message
-    end = rest.find(" ", start, close)
-    return rest[start : end if end >= 0 else close], message
 
 
 def sniff(text: str) -> bool:

@@ -15,7 +15,7 @@ import re
 from functools import lru_cache
 
 from worker.formats.base import Line, ParseContext, Record
-from worker.formats.oslo import LEVEL_MODULE, split_context
+from worker.formats.oslo import LEVEL_MODULE
 
 NAME = "syslog"
 TAGS: tuple[str, ...] = ("syslog",)
@@ -57,16 +57,14 @@ def parse_line(line: Line, context: ParseContext) -> Record:
     oslo = LEVEL_MODULE.match(message)
     if oslo is None:
         return Record(line, timestamp, message, fields)
-    level, module = oslo.groups()
+    level, module, request_id = oslo.groups()
     fields["loglevel"] = level
     fields["module"] = module
-    rest = message[oslo.end() :]
     if level == "TRACE":
-        return Record(line, timestamp, rest, fields, True)
-    request_id, message = split_context(rest)
+        return Record(line, timestamp, message[oslo.end(2) + 1 :], fields, True)
     if request_id is not None:
         fields["request_id"] = request_id
-    return Record(line, timestamp, message, fields)
+    return Record(line, timestamp, message[oslo.end() :], fields)
 
 
 def _timestamp(context: ParseContext, month: str, day: str, time: str) -> str | None:
