@@ -26,6 +26,7 @@ from log_shipper.plan import BuildPlan, plan_build
 from log_shipper.report import Progress, print_backfill_report, print_plan, print_report
 from log_shipper.rules import Rules, default_rules, load_rules
 from log_shipper.submit import Outcome, Submitter
+from worker.cli import add_allow_argument
 from worker.config import WorkerConfig, load_config
 from worker.errors import ConfigError, LogIndexerError
 from worker.sinks import open_sink
@@ -139,13 +140,7 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sink", help=f"where documents go (index: default {DEFAULT_SINK})")
     parser.add_argument("--config", help="worker configuration YAML (limits, auth, servers)")
     parser.add_argument("--rules", help="file rules YAML (default: config/rules.yaml)")
-    parser.add_argument(
-        "--allow",
-        action="append",
-        default=[],
-        metavar="URL_PREFIX",
-        help="also allow fetching under this prefix (repeatable)",
-    )
+    add_allow_argument(parser)
     parser.add_argument("--workers", type=int, default=2, help="in-process worker threads (2)")
 
 

@@ -44,9 +44,8 @@ def _port(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="log-worker", description=__doc__)
-    parser.add_argument("--config", required=True, help="worker configuration YAML")
+def add_allow_argument(parser: argparse.ArgumentParser) -> None:
+    """--allow, added to fetch.allow: the same option wherever a worker runs."""
     parser.add_argument(
         "--allow",
         action="append",
@@ -54,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL_PREFIX",
         help="also allow fetching under this prefix (repeatable)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="log-worker", description=__doc__)
+    parser.add_argument("--config", required=True, help="worker configuration YAML")
+    add_allow_argument(parser)
     parser.add_argument("--sink", help="override sink.url from the configuration")
     parser.add_argument(
         "--processes",
