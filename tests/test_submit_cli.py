@@ -63,6 +63,17 @@ def no_ci_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- helpers ------------------------------------------------------------------------------
 
 
+def submit_args(served: tuple[LogServer, Path], *extra: str) -> list[str]:
+    """`log-shipper submit` of the served build tree with the Zuul inventory, and `extra`."""
+    server, root = served
+    return [
+        "submit",
+        *("--log-url", server.url("build/"), "--log-dir", str(root)),
+        *("--zuul-inventory", str(INVENTORY)),
+        *extra,
+    ]
+
+
 def tree(root: Path, selected: Mapping[str, str] = SELECTED, skipped: bool = True) -> Path:
     layout = dict(selected)
     if skipped:
@@ -328,11 +339,9 @@ def test_submit_wait_reports_every_file_and_a_second_run_replaces_the_first(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    server, root = served
+    server, _ = served
     sink_url = f"sqlite:{tmp_path / 'logs.db'}"
-    args = ["submit", "--log-url", server.url("build/"), "--log-dir", str(root)]
-    args += ["--gearman", gearmand.address, "--wait", "--timeout", str(WAIT)]
-    args += ["--zuul-inventory", str(INVENTORY)]
+    args = submit_args(served, "--gearman", gearmand.address, "--wait", "--timeout", str(WAIT))
 
     with log_worker(gearmand, sink_url, server):
         assert main(args) == 0
@@ -369,10 +378,9 @@ def test_background_submit_returns_at_once_and_gearmand_keeps_the_jobs(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    server, root = served
+    server, _ = served
     sink_url = f"sqlite:{tmp_path / 'logs.db'}"
-    args = ["submit", "--log-url", server.url("build/"), "--log-dir", str(root)]
-    args += ["--gearman", gearmand.address, "--zuul-inventory", str(INVENTORY)]
+    args = submit_args(served, "--gearman", gearmand.address)
 
     started = time.monotonic()
     code = main(args)  # no worker exists yet: waiting would never end
@@ -437,7 +445,7 @@ def test_submit_over_tls_to_a_tls_gearman_server(
     # Debian's gearmand has no TLS (tests/test_gearmand.py); gear's own server does and
     # refuses clients without a certificate of its CA. One self-signed certificate plays
     # the CA, the server and both clients.
-    server, root = served
+    server, _ = served
     cert, key = make_certificate(tmp_path)
     gearman = gear.Server(
         port=0, host="127.0.0.1", ssl_key=str(key), ssl_cert=str(cert), ssl_ca=str(cert)
@@ -465,9 +473,9 @@ def test_submit_over_tls_to_a_tls_gearman_server(
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
-        args = ["submit", "--log-url", server.url("build/"), "--log-dir", str(root)]
-        args += ["--config", str(config_file), "--wait", "--strict", "--timeout", str(WAIT)]
-        args += ["--zuul-inventory", str(INVENTORY)]
+        args = submit_args(
+            served, "--config", str(config_file), "--wait", "--strict", "--timeout", str(WAIT)
+        )
         assert main(args) == 0
         out, _ = capsys.readouterr()
         assert f"{len(SELECTED)} files submitted, 0 failed" in out

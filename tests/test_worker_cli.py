@@ -44,6 +44,18 @@ def environment() -> dict[str, str]:
     return env
 
 
+def spawn_worker(cwd: Path, *args: str) -> subprocess.Popen[str]:
+    """`log-worker ARGS...` running in `cwd`, its output in pipes for communicate()."""
+    return subprocess.Popen(
+        worker_command(*args),
+        cwd=cwd,
+        env=environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def run_worker(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         worker_command(*args),
@@ -240,14 +252,7 @@ def test_running_worker_takes_a_job_and_stops_on_sigterm(
     expected_lines = raw.count(b"\n")  # the fixture has no \r and ends with \n
     assert expected_lines == 54 and b"\r" not in raw and raw.endswith(b"\n")
 
-    process = subprocess.Popen(
-        worker_command("--config", str(config), "--allow", server.base_url + "/"),
-        cwd=tmp_path,
-        env=environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = spawn_worker(tmp_path, "--config", str(config), "--allow", server.base_url + "/")
     try:
         job = Job(
             source_url=server.url(CONSOLE),
@@ -289,14 +294,7 @@ def test_sigterm_stops_a_worker_whose_gearman_server_is_not_up(tmp_path: Path) -
             }
         )
     )
-    process = subprocess.Popen(
-        worker_command("--config", str(config)),
-        cwd=tmp_path,
-        env=environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = spawn_worker(tmp_path, "--config", str(config))
     try:
         # Let it get past start-up and into waiting for a server, then ask it to stop.
         with suppress(subprocess.TimeoutExpired):
