@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Sequence
 
 from tests.paths import REPO
 
@@ -38,12 +39,10 @@ def start_engine(name: str) -> str:
 TEST_INDICES = ("test-*", "sinktest-*", "e2e-*", "builds-e2e-*", "ci-log-builds-test-*")
 
 
-def delete_test_indices(base_url: str) -> int:
-    """Delete what the tests wrote. The engines outlive a run so the next one starts
-    fast; hundreds of indices left behind would slow every later run and benchmark.
-    Named one by one: the engines may refuse wildcard deletes."""
-    patterns = ",".join(TEST_INDICES)
-    url = f"{base_url}/_cat/indices/{patterns}?format=json&h=index&expand_wildcards=all"
+def delete_indices(base_url: str, patterns: Sequence[str]) -> int:
+    """Delete the indices matching `patterns`, named one by one: the engines may refuse
+    wildcard deletes. Returns how many there were."""
+    url = f"{base_url}/_cat/indices/{','.join(patterns)}?format=json&h=index&expand_wildcards=all"
     with urllib.request.urlopen(url, timeout=60) as answer:
         names = [row["index"] for row in json.loads(answer.read())]
     for start in range(0, len(names), 50):
@@ -52,3 +51,9 @@ def delete_test_indices(base_url: str) -> int:
         with urllib.request.urlopen(request, timeout=60):
             pass
     return len(names)
+
+
+def delete_test_indices(base_url: str) -> int:
+    """Delete what the tests wrote. The engines outlive a run so the next one starts
+    fast; hundreds of indices left behind would slow every later run and benchmark."""
+    return delete_indices(base_url, TEST_INDICES)
