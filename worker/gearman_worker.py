@@ -17,6 +17,7 @@ from worker.errors import JobError, LogIndexerError
 from worker.job import FUNCTION_NAME, Job, JobSummary, parse_job
 from worker.metrics import InstrumentedSink, JobMetrics, default_metrics
 from worker.pipeline import run_job
+from worker.redact import mask_url
 from worker.sinks.base import Sink
 
 log = logging.getLogger(__name__)
@@ -84,13 +85,14 @@ class LogWorker:
             self._fail(gearman_job, f"bad job: {exc}")
             return None
         self.metrics.job_started(job)
+        url = mask_url(job.source_url)  # what logs and answers name the file by
         # Logged at the start too: a job that kills its worker (out of memory, say) is
         # then named in the log, next to a start line with no end.
         log.info(
             "job %s started: %s",
             handle,
-            job.source_url,
-            extra={"handle": handle, "source_url": job.source_url},
+            url,
+            extra={"handle": handle, "source_url": url},
         )
         summary: JobSummary | None = None
         error: str | None = None
@@ -100,13 +102,13 @@ class LogWorker:
         except LogIndexerError as exc:
             error, failure = str(exc), exc
         except Exception as exc:  # a bug must cost one job, not the worker
-            log.error("job %s crashed:\n%s", handle, traceback.format_exc())
+            log.error("job %s crashed:\n%s", handle, mask_url(traceback.format_exc()))
             error, failure = f"internal error: {type(exc).__name__}: {exc}", exc
         self._track(job, summary, error)
         # Recorded before answering, so that whoever waits for the answer finds it counted.
         self.metrics.job_finished(job, summary, failure, time.monotonic() - started)
         if error is not None or summary is None:
-            self._fail(gearman_job, error or "no summary", job.source_url)
+            self._fail(gearman_job, error or "no summary", url)
             return None
         log.info(
             "%s: %d lines, %d indexed, %d failed in %.2fs",
@@ -140,10 +142,15 @@ class LogWorker:
         except LogIndexerError as exc:
             # Losing the record only delays "fully indexed" until the build is re-run;
             # the documents themselves are already stored.
-            log.warning("could not record build progress for %s: %s", job.source_url, exc)
+            log.warning(
+                "could not record build progress for %s: %s",
+                mask_url(job.source_url),
+                mask_url(str(exc)),
+            )
 
     def _fail(self, job: gear.WorkerJob, reason: str, source_url: str | None = None) -> None:
-        reason = " ".join(reason.split())  # one line, whatever the cause printed
+        # One line, whatever the cause printed, and no credentials of the job's URL.
+        reason = mask_url(" ".join(reason.split()))
         handle = job.handle.decode(errors="replace")
         log.warning(
             "job %s failed: %s",

@@ -19,7 +19,7 @@ from worker.fetch import open_source
 from worker.formats import choose_format
 from worker.formats.base import ParseContext
 from worker.job import Job, JobSummary
-from worker.redact import redact_events
+from worker.redact import mask_url, redact_events
 from worker.sinks.base import Sink
 
 SNIFF_LINES = 50
@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
     started = time.monotonic()
-    summary = JobSummary(source_url=job.source_url)
+    summary = JobSummary(source_url=mask_url(job.source_url))  # logged and answered
     decode_stats = DecodeStats()
     event_stats = EventStats()
     with open_source(job.source_url, config.fetch) as source:
