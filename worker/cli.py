@@ -15,12 +15,13 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from worker.config import WorkerConfig, check_sink_url, load_config
-from worker.errors import ConfigError, LogIndexerError
+from worker.config import WorkerConfig, load_config
+from worker.errors import LogIndexerError
 from worker.gearman_worker import LogWorker
 from worker.logs import LOG_FORMATS, configure_logging
 from worker.metrics import MetricsServer
 from worker.pool import Supervisor
+from worker.redact import mask_url
 from worker.sinks import open_sink
 from worker.sinks.base import Sink
 
@@ -89,13 +90,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = effective_config(args)
-        sink = checked_sink(config)
+        sink = open_sink(config.sink.url, config.sink)  # a bad URL is reported now
         if args.check_config:
             print(f"{args.config}: ok")
             return 0
         sink.prepare()
     except LogIndexerError as exc:
-        print(f"log-worker: error: {exc}", file=sys.stderr)
+        print(f"log-worker: error: {mask_url(str(exc))}", file=sys.stderr)
         return 2
     configure_logging(config.log_format)
     if args.processes == 1:
@@ -115,16 +116,6 @@ def effective_config(args: argparse.Namespace) -> WorkerConfig:
         log_format=args.log_format or config.log_format,
         metrics_port=config.metrics_port if args.metrics_port is None else args.metrics_port,
     )
-
-
-def checked_sink(config: WorkerConfig) -> Sink:
-    """The sink, opened without connecting: a bad URL is reported now, as a ConfigError."""
-    url = config.sink.url
-    check_sink_url(url)
-    try:
-        return open_sink(url, config.sink)
-    except ValueError as exc:  # raised by the engine clients for URLs they cannot parse
-        raise ConfigError(f"sink URL {url!r}: {exc}") from None
 
 
 def run_worker(config: WorkerConfig, sink: Sink, *, parent_pid: int | None = None) -> int:
