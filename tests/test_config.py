@@ -21,12 +21,15 @@ from worker.config import (
     FetchConfig,
     ParseConfig,
     SinkConfig,
+    SinkURL,
     WorkerConfig,
     load_config,
     parse_config,
+    parse_sink_url,
     resource_path,
 )
 from worker.errors import ConfigError
+from worker.sinks import open_sink
 
 SHIPPED = REPO / "config" / "worker.yaml"
 
@@ -337,6 +340,41 @@ def test_malformed_yaml_is_one_line_naming_file_line_and_column(
     assert message.startswith(f"{path}: not valid YAML: "), message
     assert message.endswith(f"({where})"), message
     assert "\n" not in message and "<unicode string>" not in message
+
+
+# --- sink URLs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:./logs.db", SinkURL("sqlite", "./logs.db")),
+        ("sqlite:///var/lib/logs.db", SinkURL("sqlite", "/var/lib/logs.db")),
+        ("elasticsearch+http://127.0.0.1:9200", SinkURL("elasticsearch", "http://127.0.0.1:9200")),
+        ("opensearch+https://search:443/proxy/", SinkURL("opensearch", "https://search:443/proxy")),
+        (
+            "elasticsearch+https://indexer:p%40ss@search:9200",
+            SinkURL("elasticsearch", "https://search:9200", "indexer", "p@ss"),
+        ),
+        ("opensearch+http://TOKEN@[::1]:9200", SinkURL("opensearch", "http://[::1]:9200", "TOKEN")),
+    ],
+)
+def test_sink_urls_are_taken_apart_with_the_credentials_out_of_the_target(
+    url: str, expected: SinkURL
+) -> None:
+    parsed = parse_sink_url(url)
+    assert parsed == expected
+    assert parsed.password is None or parsed.password not in repr(parsed)
+
+
+def test_credentials_in_the_url_and_in_the_sink_section_are_refused() -> None:
+    url = "elasticsearch+http://indexer:hunter2@127.0.0.1:9200"
+    with pytest.raises(ConfigError) as info:
+        open_sink(url, SinkConfig(username="other", password="x"))
+    assert str(info.value) == (
+        "sink URL 'elasticsearch+http://***@127.0.0.1:9200' has credentials and so does the "
+        "sink: section (username or api_key); give them in one place"
+    )
 
 
 # --- malformed sink URLs, through the real command lines -----------------------------------
