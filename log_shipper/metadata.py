@@ -63,6 +63,7 @@ from typing import Any
 
 import yaml
 
+from worker.config import yaml_problem
 from worker.errors import ConfigError
 
 # flag (without --) -> document field
@@ -382,7 +383,7 @@ def _zuul_file_fields(path: str) -> dict[str, Any]:
         try:
             data = yaml.load(text, Loader=_ZuulLoader)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML or JSON: {_yaml_problem(exc)}") from exc
+            raise ConfigError(f"{path}: not valid YAML or JSON: {yaml_problem(exc)}") from exc
     try:
         return fields_from_zuul(data)
     except ConfigError as exc:
@@ -445,11 +446,3 @@ def _given(value: Any) -> bool:
 
 def _kind(value: Any) -> str:
     return "nothing" if value is None else f"a {type(value).__name__}"
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    mark = getattr(exc, "problem_mark", None)
-    if mark is not None:
-        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
-    return str(problem)

@@ -338,7 +338,7 @@ def test_malformed_yaml_is_one_line_naming_file_line_and_column(
         load_config(path)
     message = str(info.value)
     assert message.startswith(f"{path}: not valid YAML: "), message
-    assert message.endswith(f"({where})"), message
+    assert message.endswith(f" at {where}"), message
     assert "\n" not in message and "<unicode string>" not in message
 
 

@@ -327,16 +327,17 @@ def load_yaml(path: str | Path) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    # PyYAML's own text spans several lines and names "<unicode string>", not the file.
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: its own text spans several and names
+    "<unicode string>", not the file (which the caller names)."""
     if isinstance(exc, yaml.MarkedYAMLError):
         what = exc.problem or exc.context or "syntax error"
         mark = exc.problem_mark or exc.context_mark
         if mark is not None:
-            return f"{what} (line {mark.line + 1}, column {mark.column + 1})"
+            return f"{what} at line {mark.line + 1}, column {mark.column + 1}"
         return what
     first = str(exc).strip().splitlines()
     return first[0] if first else "syntax error"
