@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from worker.config import (
     WorkerConfig,
     load_config,
     parse_config,
-    resource_path,
 )
 from worker.errors import ConfigError
 
@@ -197,18 +195,6 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
 def test_directory_is_not_a_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path)
-
-
-def test_resource_path_finds_the_index_template() -> None:
-    path = resource_path("index-template.json")
-    assert path == REPO / "config" / "index-template.json"
-    template = json.loads(path.read_text())
-    assert template["index_patterns"] == ["logstash-*"]
-
-
-def test_resource_path_names_a_missing_resource() -> None:
-    with pytest.raises(ConfigError, match=re.escape("no-such-file.json: not found")):
-        resource_path("no-such-file.json")
 
 
 def test_build_index_inside_the_line_indices_is_refused() -> None:

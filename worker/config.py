@@ -7,7 +7,6 @@ positive number"), so an operator can fix it without reading code.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,18 +18,6 @@ from worker.errors import ConfigError
 from worker.logs import LOG_FORMATS
 
 MiB = 1024 * 1024
-_CONFIG_DIRS = (
-    Path(__file__).resolve().parents[1] / "config",  # a checkout or an editable install
-    Path(sys.prefix) / "share" / "ci-log-indexer" / "config",  # a wheel install
-)
-
-
-def resource_path(name: str) -> Path:
-    """A file shipped in the top-level config/ directory (index template, sample rules)."""
-    for directory in _CONFIG_DIRS:
-        if (directory / name).is_file():
-            return directory / name
-    raise ConfigError(f"{name}: not found in {' or '.join(str(d) for d in _CONFIG_DIRS)}")
 
 
 @dataclass(frozen=True, slots=True)
