@@ -25,8 +25,7 @@ from worker.config import load_yaml
 from worker.errors import ConfigError
 from worker.formats import FORMATS
 from worker.job import FileOptions
-
-DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "config" / "rules.yaml"
+from worker.resources import resource_path
 
 # Rule filters use short names; builds carry the historical index field names, which
 # existing consumers query, so the build mapping is keyed by those.
@@ -240,7 +239,7 @@ def load_rules(path: str | Path) -> Rules:
 
 
 def default_rules() -> Rules:
-    return load_rules(DEFAULT_RULES_PATH)
+    return load_rules(resource_path("rules.yaml"))
 
 
 def _parse(raw: Any) -> Rules:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -26,7 +25,6 @@ from worker.config import (
     load_config,
     parse_config,
     parse_sink_url,
-    resource_path,
 )
 from worker.errors import ConfigError
 from worker.sinks import open_sink
@@ -223,18 +221,6 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
 def test_directory_is_not_a_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path)
-
-
-def test_resource_path_finds_the_index_template() -> None:
-    path = resource_path("index-template.json")
-    assert path == REPO / "config" / "index-template.json"
-    template = json.loads(path.read_text())
-    assert template["index_patterns"] == ["logstash-*"]
-
-
-def test_resource_path_names_a_missing_resource() -> None:
-    with pytest.raises(ConfigError, match=re.escape("no-such-file.json: not found")):
-        resource_path("no-such-file.json")
 
 
 def test_build_index_inside_the_line_indices_is_refused() -> None:

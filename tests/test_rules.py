@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from log_shipper.rules import (
-    DEFAULT_RULES_PATH,
     Selection,
     Skip,
     default_rules,
@@ -152,9 +151,8 @@ def test_shipped_rules_for_the_other_corpus_formats():
     assert rules.match("logs/htmlify/style.css") is None
 
 
-def test_default_rules_path_is_the_repository_config():
-    assert DEFAULT_RULES_PATH == REPO / "config" / "rules.yaml"
-    assert load_rules(DEFAULT_RULES_PATH) == default_rules()
+def test_default_rules_are_the_repository_config_rules_yaml():
+    assert default_rules() == load_rules(REPO / "config" / "rules.yaml")
 
 
 # --- the rule engine ---------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
@@ -22,18 +21,6 @@ from worker.logs import LOG_FORMATS
 from worker.redact import mask_url
 
 MiB = 1024 * 1024
-_CONFIG_DIRS = (
-    Path(__file__).resolve().parents[1] / "config",  # a checkout or an editable install
-    Path(sys.prefix) / "share" / "ci-log-indexer" / "config",  # a wheel install
-)
-
-
-def resource_path(name: str) -> Path:
-    """A file shipped in the top-level config/ directory (index template, sample rules)."""
-    for directory in _CONFIG_DIRS:
-        if (directory / name).is_file():
-            return directory / name
-    raise ConfigError(f"{name}: not found in {' or '.join(str(d) for d in _CONFIG_DIRS)}")
 
 
 # Marks a number for which zero means nothing useful (a size, a timeout, a count of
