@@ -11,6 +11,7 @@ from log_shipper.backfill import BackfillReport, BuildResult
 from log_shipper.plan import BuildPlan
 from log_shipper.rules import Selected
 from log_shipper.submit import Outcome
+from worker.redact import mask_url
 
 
 def print_report(outcomes: Sequence[Outcome], skipped: Sequence[Selected], out: TextIO) -> None:
@@ -82,11 +83,8 @@ class Progress:
             self.bar.set_postfix_str(f"{result.status} {result.ref.key[:12]}")
             return
         detail = f" ({result.reason})" if result.reason else ""
-        print(
-            f"[{self.done}] {result.status} {result.ref.key} {result.ref.log_url}{detail}",
-            file=self.out,
-            flush=True,
-        )
+        line = f"[{self.done}] {result.status} {result.ref.key} {result.ref.log_url}{detail}"
+        print(mask_url(line), file=self.out, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -96,7 +94,10 @@ class Progress:
 def print_backfill_report(report: BackfillReport, out: TextIO) -> None:
     for result in report.results:
         if result.status == "planned":
-            print(f"PLANNED {result.ref.key} {result.ref.log_url} ({result.files} files)", file=out)
+            line = f"PLANNED {result.ref.key} {result.ref.log_url} ({result.files} files)"
+            print(mask_url(line), file=out)
         if result.status == "failed":
-            print(f"FAILED {result.ref.key} {result.ref.log_url}: {result.reason}", file=out)
+            print(
+                mask_url(f"FAILED {result.ref.key} {result.ref.log_url}: {result.reason}"), file=out
+            )
     print(report.summary_line(), file=out)
