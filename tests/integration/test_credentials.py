@@ -149,12 +149,13 @@ def test_index_prints_the_sink_url_masked(
     assert {document["filename"] for document in documents} == set(TREE)
 
 
+@pytest.mark.parametrize("kind", ["elasticsearch", "opensearch"])
 def test_an_unreachable_sink_is_named_without_its_password(
-    tmp_path: Path, served: tuple[LogServer, Path]
+    tmp_path: Path, served: tuple[LogServer, Path], kind: str
 ) -> None:
     _, root = served
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
-    sink_url = f"elasticsearch+http://indexer:{SINK_PASSWORD}@{address}"
+    sink_url = f"{kind}+http://indexer:{SINK_PASSWORD}@{address}"
     config = tmp_path / "worker.yaml"
     config.write_text(orjson.dumps({"sink": {"url": sink_url}}).decode())
     runs = {
