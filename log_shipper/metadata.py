@@ -83,6 +83,28 @@ FLAG_FIELDS: dict[str, str] = {
     "build-end-time": "build_end_time",
 }
 
+# flag (without --) -> its --help text; every flag of FLAG_FIELDS has one
+FLAG_HELP: dict[str, str] = {
+    "build-uuid": "the build's uuid (default: the CI system's, else one derived from what "
+    "identifies the build or from the log root, so indexing it again replaces documents)",
+    "job-name": "the job's name (field build_name)",
+    "project": "the project built, e.g. openstack/nova",
+    "branch": "the branch built (field build_branch)",
+    "pipeline": "the pipeline, e.g. check or gate (field build_queue)",
+    "change": "the change or pull request number (field build_change)",
+    "patchset": "the patchset number (field build_patchset)",
+    "ref": "the git ref built (field build_ref)",
+    "newrev": "the commit built (field build_newrev)",
+    "status": "the build's result in Zuul's words: SUCCESS, FAILURE, TIMED_OUT, "
+    "POST_FAILURE, ... (field build_status)",
+    "voting": "whether the job votes: 1 or 0 (true/false, yes/no and non-voting are "
+    "understood too)",
+    "node-provider": "the cloud provider of the build's node (field node_provider)",
+    "build-node": "the name of the build's node (field build_node)",
+    "build-end-time": "when the build ended, ISO 8601 (e.g. 2024-05-01T12:00:00Z): the "
+    "year of syslog and journald lines, which carry none",
+}
+
 # zuul variable -> document field, for the values copied as they are
 ZUUL_FIELDS: dict[str, str] = {
     "build": "build_uuid",
@@ -181,7 +203,7 @@ _BUILDSET_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:ci-log-indexer:buildse
 def add_metadata_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("build metadata (put on every document)")
     for flag, field in FLAG_FIELDS.items():
-        group.add_argument(f"--{flag}", dest=field, metavar="VALUE")
+        group.add_argument(f"--{flag}", dest=field, metavar="VALUE", help=FLAG_HELP[flag])
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,6 +23,7 @@ from worker.metrics import MetricsServer
 from worker.pool import Supervisor
 from worker.sinks import open_sink
 from worker.sinks.base import Sink
+from worker.version import package_version
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,19 @@ def add_allow_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_version_argument(parser: argparse.ArgumentParser) -> None:
+    """--version: the same option on both commands."""
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {package_version()}",
+        help="print the version of ci-log-indexer and exit",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="log-worker", description=__doc__)
+    add_version_argument(parser)
     parser.add_argument("--config", required=True, help="worker configuration YAML")
     add_allow_argument(parser)
     parser.add_argument("--sink", help="override sink.url from the configuration")
