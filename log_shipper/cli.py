@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -23,7 +23,13 @@ from log_shipper.build_sources import (
 from log_shipper.local import LocalCluster
 from log_shipper.metadata import add_metadata_arguments, add_source_arguments, collect_fields
 from log_shipper.plan import BuildPlan, plan_build
-from log_shipper.report import Progress, print_backfill_report, print_plan, print_report
+from log_shipper.report import (
+    FileProgress,
+    Progress,
+    print_backfill_report,
+    print_plan,
+    print_report,
+)
 from log_shipper.rules import Rules, default_rules, load_rules
 from log_shipper.submit import Outcome, Submitter
 from worker.cli import add_allow_argument, add_version_argument
@@ -233,13 +239,19 @@ def local_config(args: argparse.Namespace, allow: Sequence[str], local_files: bo
 
 
 def run_locally(
-    args: argparse.Namespace, plan: BuildPlan, allow: Sequence[str], local_files: bool
+    args: argparse.Namespace,
+    plan: BuildPlan,
+    allow: Sequence[str],
+    local_files: bool,
+    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Index a plan with an in-process Gearman server and workers."""
     config = local_config(args, allow, local_files)
     with LocalCluster(config, workers=max(1, args.workers)) as cluster:
         with Submitter([cluster.address]) as submitter:
-            outcomes = submitter.submit(plan.submissions, wait=True, timeout=args.timeout)
+            outcomes = submitter.submit(
+                plan.submissions, wait=True, timeout=args.timeout, on_outcome=on_outcome
+            )
         cluster.sink.refresh()
     return outcomes
 
@@ -252,7 +264,13 @@ def cmd_index(args: argparse.Namespace) -> int:
     root = log_root_id(args.log_root)
     fields = collect_fields(args, os.environ, root, required=())
     plan = plan_build(root, fields, rules_from(args))
-    outcomes = run_locally(args, plan, [root], local_files=not root.startswith("http"))
+    # On stderr: the table on stdout stays the same whether or not a bar was drawn.
+    progress = FileProgress(sys.stderr, len(plan.submissions))
+    try:
+        local = not root.startswith("http")
+        outcomes = run_locally(args, plan, [root], local_files=local, on_outcome=progress.update)
+    finally:
+        progress.close()
     print_report(outcomes, plan.skipped, sys.stdout)
     print(f"sink: {worker_config(args).sink.url}  build_uuid: {fields['build_uuid']}")
     return 0 if all(outcome.ok for outcome in outcomes) else 1
