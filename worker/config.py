@@ -83,7 +83,7 @@ class WorkerConfig:
     parse: ParseConfig = field(default_factory=ParseConfig)
     log_format: str = "text"  # text | json
     metrics_port: int = 0  # Prometheus endpoint; 0 for none
-    metrics_address: str = "0.0.0.0"
+    metrics_address: str = "127.0.0.1"
 
 
 T = TypeVar("T")
