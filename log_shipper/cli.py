@@ -32,7 +32,7 @@ from log_shipper.report import (
 )
 from log_shipper.rules import Rules, default_rules, load_rules
 from log_shipper.submit import Outcome, Submitter
-from worker.cli import add_allow_argument, add_version_argument
+from worker.cli import SINK_URL_FORMS, add_allow_argument, add_version_argument
 from worker.config import WorkerConfig, load_config
 from worker.errors import ConfigError, LogIndexerError
 from worker.sinks import open_sink
@@ -155,7 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "query", metavar="QUERY", help="a Lucene query, e.g. 'loglevel:ERROR AND tags:console'"
     )
-    search.add_argument("--sink", help=f"the sink to search (default {DEFAULT_SINK})")
+    search.add_argument(
+        "--sink",
+        metavar="URL",
+        help=f"the sink to search: {SINK_URL_FORMS} (default: {DEFAULT_SINK})",
+    )
     search.add_argument("--config", help="worker configuration YAML (auth, index prefix)")
     search.add_argument("--count", action="store_true", help="print only the number of hits")
     search.add_argument("--json", action="store_true", help="one JSON document per line")
@@ -193,8 +197,7 @@ def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sink",
         metavar="URL",
-        help="index in-process into this sink: sqlite:PATH, elasticsearch+http(s)://HOST:PORT "
-        f"or opensearch+http(s)://HOST:PORT (index: default {DEFAULT_SINK})",
+        help=f"index in-process into this sink: {SINK_URL_FORMS} (index: default {DEFAULT_SINK})",
     )
     parser.add_argument("--config", help="worker configuration YAML (limits, auth, servers)")
     parser.add_argument("--rules", help="file rules YAML (default: config/rules.yaml)")

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # Children of a pool are this module run again by the same interpreter.
 CHILD_MODULE = "worker.cli"
+# How --sink is spelled, in the help of every command that takes it.
+SINK_URL_FORMS = "sqlite:PATH, elasticsearch+http(s)://HOST:PORT or opensearch+http(s)://HOST:PORT"
 
 
 def _positive(text: str) -> int:
@@ -75,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_version_argument(parser)
     parser.add_argument("--config", required=True, help="worker configuration YAML")
     add_allow_argument(parser)
-    parser.add_argument("--sink", help="override sink.url from the configuration")
+    parser.add_argument(
+        "--sink", metavar="URL", help=f"the sink: {SINK_URL_FORMS} (overrides sink.url)"
+    )
     parser.add_argument(
         "--processes",
         type=_positive,
@@ -91,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=_port,
         metavar="PORT",
-        help="serve Prometheus metrics on this port (0: none); overrides metrics_port",
+        help="serve Prometheus metrics (/metrics) and a health check (/healthz) on this port "
+        "(0: none); overrides metrics_port",
     )
     parser.add_argument(
         "--check-config", action="store_true", help="validate the configuration and exit"
