@@ -23,16 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gear
 import pytest
 import yaml
 
-from tests.gearmand import Gearmand, queue_status
+from tests.gearmand import Gearmand, queued_jobs
 from tests.httpserver import free_port
 from tests.integration.trees import make_tree
 from tests.paths import DATA, REPO
 from tests.test_submit_cli import clean_environment
-from worker.job import FUNCTION_NAME
 
 ZUUL = REPO / "config" / "ci" / "zuul"
 PLAYBOOK = ZUUL / "playbooks" / "post-logs-index.yaml"
@@ -153,26 +151,6 @@ def returned(data: dict[str, Any]) -> str:
     return json.dumps({"data": data, "secret_data": {}})
 
 
-def queued_jobs(gearmand: Gearmand) -> list[dict[str, Any]]:
-    """Take every queued push-log job off gearmand; their JSON arguments."""
-    queued = queue_status(gearmand.port).get(FUNCTION_NAME, (0, 0, 0))[0]
-    if not queued:
-        return []
-    worker = gear.Worker("test-zuul-role")
-    worker.addServer("127.0.0.1", gearmand.port)
-    try:
-        worker.waitForServer()
-        worker.registerFunction(FUNCTION_NAME)
-        jobs = []
-        for _ in range(queued):  # all queued already, so getJob never waits long
-            job = worker.getJob()
-            jobs.append(json.loads(job.arguments))
-            job.sendWorkComplete(b"{}")
-        return jobs
-    finally:
-        worker.shutdown()
-
-
 def source_urls(jobs: list[dict[str, Any]]) -> list[str]:
     return sorted(job["source_url"] for job in jobs)
 
@@ -214,7 +192,7 @@ def test_jobs_name_the_build_url(
 ) -> None:
     result = executor.run(results, extra_vars)
     assert_ok(result)
-    jobs = queued_jobs(executor.gearmand)
+    jobs = queued_jobs(executor.gearmand.port)
     assert source_urls(jobs) == sorted(root + path for path in SELECTED)
     assert root != BASE_URL_ONLY
     for job in jobs:
@@ -224,7 +202,7 @@ def test_jobs_name_the_build_url(
 def test_metadata_comes_from_the_zuul_variables_and_inventory(executor: Executor) -> None:
     result = executor.run(returned({"zuul": {"log_url": RETURNED}}), {}, zuul_success="False")
     assert_ok(result)
-    jobs = queued_jobs(executor.gearmand)
+    jobs = queued_jobs(executor.gearmand.port)
     assert len(jobs) == len(SELECTED)
     inventory = yaml.safe_load(INVENTORY.read_text())
     zuul = inventory["all"]["vars"]["zuul"]
@@ -248,7 +226,7 @@ def test_a_returned_url_holding_a_template_is_not_used(executor: Executor) -> No
     result = executor.run(returned({"zuul": {"log_url": evil}}), BASE_AND_PATH)
     assert_ok(result)
     assert not marker.exists()
-    assert source_urls(queued_jobs(executor.gearmand)) == [FROM_LOG_PATH + p for p in SELECTED]
+    assert source_urls(queued_jobs(executor.gearmand.port)) == [FROM_LOG_PATH + p for p in SELECTED]
 
 
 def test_no_url_submits_nothing_and_fails_only_when_strict(executor: Executor) -> None:
@@ -256,7 +234,7 @@ def test_no_url_submits_nothing_and_fails_only_when_strict(executor: Executor) -
     result = executor.run("", {"zuul_log_url": LOG_SERVER})
     assert_ok(result)
     assert "returned no zuul.log_url" in result.stdout
-    assert queued_jobs(executor.gearmand) == []
+    assert queued_jobs(executor.gearmand.port) == []
 
     strict = executor.run("", {"zuul_log_url": LOG_SERVER, "submit_logs_strict": True})
     assert strict.returncode != 0
