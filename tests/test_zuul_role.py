@@ -29,7 +29,7 @@ import yaml
 from tests.gearmand import Gearmand, queued_jobs
 from tests.httpserver import free_port
 from tests.integration.trees import make_tree
-from tests.paths import DATA, REPO
+from tests.paths import DATA, REPO, write_log_shipper
 from tests.test_submit_cli import clean_environment
 
 ZUUL = REPO / "config" / "ci" / "zuul"
@@ -137,12 +137,7 @@ def executor(tmp_path: Path, gearmand: Gearmand) -> Executor:
     text = text.replace("  change_message: ", "  change_message: !unsafe ", 1)
     assert "!unsafe" in text
     (root / "ansible" / "inventory.yaml").write_text(text)
-    # The executor's `log-shipper`: this worktree's code.
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    wrapper = bin_dir / "log-shipper"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m log_shipper.cli "$@"\n')
-    wrapper.chmod(0o755)
+    bin_dir = write_log_shipper(tmp_path / "bin").parent  # the executor's log-shipper
     return Executor(root, gearmand, bin_dir)
 
 
