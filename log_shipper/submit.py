@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,12 +116,21 @@ class Submitter:
         wait: bool,
         low_priority: bool = False,
         timeout: float | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
     ) -> list[Outcome]:
-        """Queue one job per file; with `wait`, collect every answer (or a timeout)."""
+        """Queue one job per file; with `wait`, collect every answer (or a timeout).
+        `on_outcome` is called with each file's outcome as soon as it is known."""
         pending = [self.start(s, wait=wait, low_priority=low_priority) for s in submissions]
-        while not all([self.poll(item, timeout) for item in pending]):
+        reported: set[int] = set()
+        while True:
+            finished = [self.poll(item, timeout) for item in pending]
+            for number, done in enumerate(finished):
+                if done and number not in reported and on_outcome is not None:
+                    reported.add(number)
+                    on_outcome(pending[number].outcome)
+            if all(finished):
+                return [item.outcome for item in pending]
             time.sleep(0.05)
-        return [item.outcome for item in pending]
 
 
 @dataclass(slots=True)

@@ -98,7 +98,7 @@ class WorkerConfig:
     parse: ParseConfig = field(default_factory=ParseConfig)
     log_format: str = "text"  # text | json
     metrics_port: int = 0  # Prometheus endpoint; 0 for none
-    metrics_address: str = "0.0.0.0"
+    metrics_address: str = "127.0.0.1"
 
 
 T = TypeVar("T")
@@ -241,6 +241,7 @@ def read_secret_files(sink: SinkConfig) -> SinkConfig:
 
 SINK_KINDS = ("sqlite", "elasticsearch", "opensearch")
 _ENGINE_TRANSPORTS = ("http", "https")
+# How sink URLs are spelled: in their errors and in the help of every --sink.
 SINK_URL_FORMS = "sqlite:PATH, elasticsearch+http(s)://HOST:PORT or opensearch+http(s)://HOST:PORT"
 
 

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import gear
@@ -28,6 +28,61 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class _GearWorker(gear.Worker):
+    """gear's worker, logging its connections coming and going, and passing each
+    change in how many are up to `on_change` (+1, -1: the LogWorkers of a process
+    share one gauge, which is then their sum).
+
+    It hooks gear's `_onActiveConnection` (a connection made and put in use) and
+    `_lostConnection` (a connection found broken; gear then retries it every 2 s): gear
+    has no public hook for either.
+    """
+
+    def __init__(self, name: str, on_change: Callable[[float], None]) -> None:
+        self.on_change = on_change
+        self.closing = False
+        self._reported = 0
+        self._lost: dict[str, float] = {}  # address -> time.monotonic() it was lost
+        self._report_lock = threading.Lock()
+        super().__init__(name)
+
+    def _onActiveConnection(self, conn: gear.Connection) -> None:
+        super()._onActiveConnection(conn)
+        address = f"{conn.host}:{conn.port}"
+        lost = self._lost.pop(address, None)
+        if lost is None:
+            log.info("connected to Gearman server %s", address, extra={"gearman": address})
+        else:
+            down = time.monotonic() - lost
+            log.warning(
+                "reconnected to Gearman server %s after %.1f s",
+                address,
+                down,
+                extra={"gearman": address, "down_seconds": round(down, 3)},
+            )
+        self.report()
+
+    def _lostConnection(self, conn: gear.Connection) -> None:
+        was_up = conn in self.active_connections
+        super()._lostConnection(conn)
+        address = f"{conn.host}:{conn.port}"
+        if was_up and not self.closing:
+            self._lost.setdefault(address, time.monotonic())
+            log.warning(
+                "lost the connection to Gearman server %s; retrying every 2 s",
+                address,
+                extra={"gearman": address},
+            )
+        self.report()
+
+    def report(self) -> None:
+        # Counted under the lock, so that the last report made has the latest count.
+        with self._report_lock:
+            up = len(self.active_connections)
+            self.on_change(up - self._reported)
+            self._reported = up
+
+
 class LogWorker:
     """Pulls push-log jobs from Gearman servers until `stop()` is called."""
 
@@ -41,7 +96,7 @@ class LogWorker:
         self.config = config
         self.metrics = metrics or default_metrics()
         self.sink: Sink = InstrumentedSink(sink, self.metrics)
-        self.gearman = gear.Worker(name)
+        self.gearman = _GearWorker(name, self.metrics.gearman_connections.inc)
         self._stopping = threading.Event()
         tls = config.gearman_tls
         # gear reconnects to each server on its own (every 2 s) after losing it.
@@ -72,7 +127,9 @@ class LogWorker:
         self.gearman.stopWaitingForJobs()
 
     def close(self) -> None:
+        self.gearman.closing = True  # connections closed now are no news
         self.gearman.shutdown()
+        self.gearman.report()  # shutdown() has emptied its list of connections
 
     def handle(self, gearman_job: gear.WorkerJob) -> JobSummary | None:
         """Run one job and answer it; never lets an error stop the worker."""
