@@ -18,7 +18,7 @@ import yaml
 
 from worker.errors import ConfigError
 from worker.logs import LOG_FORMATS
-from worker.redact import mask_url
+from worker.redact import RedactConfig, mask_url, parse_redact_config
 
 MiB = 1024 * 1024
 
@@ -96,6 +96,7 @@ class WorkerConfig:
     sink: SinkConfig = field(default_factory=SinkConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     parse: ParseConfig = field(default_factory=ParseConfig)
+    redact: RedactConfig = field(default_factory=RedactConfig)
     log_format: str = "text"  # text | json
     metrics_port: int = 0  # Prometheus endpoint; 0 for none
     metrics_address: str = "127.0.0.1"
@@ -175,7 +176,13 @@ def _join(where: str, key: str) -> str:
 def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> WorkerConfig:
     """The configuration in `raw` (parsed YAML); `${VAR}` is looked up in `env`
     (default: the process environment) and `sink.*_file` secrets are read now."""
+    redact = None
+    if isinstance(raw, dict) and "redact" in raw:
+        # Its rules are mappings with patterns: read by worker.redact, compiled now.
+        raw = dict(raw)
+        redact = raw.pop("redact")
     config = _build(WorkerConfig, raw, "", os.environ if env is None else env)
+    config = replace(config, redact=parse_redact_config(redact))
     for server in config.gearman:
         host, _, port = server.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) <= 65535:

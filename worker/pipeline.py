@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -19,7 +20,7 @@ from worker.fetch import open_source
 from worker.formats import choose_format
 from worker.formats.base import ParseContext
 from worker.job import Job, JobSummary
-from worker.redact import mask_url, redact_events
+from worker.redact import Redactor, mask_url
 from worker.sinks.base import Sink
 
 SNIFF_LINES = 50
@@ -72,7 +73,11 @@ def parse_documents(
         decode_stats=decode_stats,
         event_stats=event_stats,
     )
-    return name, build_documents(redact_events(events), job, config.sink.index_prefix)
+    # Before any document exists: the message and every field of each event, and the
+    # job's own fields, which every document of the file carries.
+    redactor = Redactor(config.redact.rules)
+    job = replace(job, fields=redactor.fields(job.fields))
+    return name, build_documents(redactor.events(events), job, config.sink.index_prefix)
 
 
 def parse_events(
