@@ -23,7 +23,6 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from itertools import compress
 from typing import Any
 
 from worker.errors import ConfigError
@@ -50,6 +49,10 @@ class Rule:
     # search) or a common word found early. Looked for where the guard is (the text, or
     # the text lower-cased for a rule that ignores case).
     gate: str = ""
+    # Where matches start, for an anchored rule whose guard is common: searched for in
+    # one pass (a regular expression that starts with the guard, so the regex engine
+    # looks for that literal first), instead of trying the pattern at every occurrence.
+    finder: re.Pattern[str] | None = None
 
     @property
     def key(self) -> str:
@@ -76,15 +79,31 @@ def _keyword(words: str) -> str:
     return rf"(?:(?<=-)(?:{words}){_OPTION}|(?:{words}){_ASSIGNED}){_VALUE}"
 
 
+def _keyword_finder(words: str) -> str:
+    """Where `_keyword(words)` can match: the words, then a separator."""
+    return rf"(?:{words})(?=[ \t]|[\"']?[ \t]*[:=])"
+
+
+def _keyword_rule(name: str, guard: str, words: str) -> Rule:
+    return _rule(name, guard, _keyword(words), ignore_case=True, finder=_keyword_finder(words))
+
+
 def _rule(
-    name: str, guard: str, pattern: str, *, ignore_case: bool = False, gate: str = ""
+    name: str,
+    guard: str,
+    pattern: str,
+    *,
+    ignore_case: bool = False,
+    gate: str = "",
+    finder: str = "",
 ) -> Rule:
     flags = re.ASCII | (re.IGNORECASE if ignore_case else 0)
     compiled = re.compile(pattern, flags)
-    return Rule(name, guard, compiled, ignore_case=ignore_case, anchored=True, gate=gate)
+    found = re.compile(finder) if finder else None
+    return Rule(
+        name, guard, compiled, ignore_case=ignore_case, anchored=True, gate=gate, finder=found
+    )
 
-
-_API_KEYS = ("api_key", "apikey", "api-key")
 
 BUILTIN_RULES: tuple[Rule, ...] = (
     # scheme://user:password@host (the URL's own "@" is the rarer guard)
@@ -114,25 +133,26 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         gate="'",
     ),
     # password=..., "password": "...", admin_password: ..., --os-password X
-    _rule("password", "passw", _keyword("passw(?:ord|d)"), ignore_case=True),
+    _keyword_rule("password", "passw", "passw(?:ord|d)"),
     # client_secret: ..., SECRET_KEY=..., aws_secret_access_key = ..., --secret X
-    _rule("secret", "secret", _keyword(r"secret(?:[_-]?access)?(?:[_-]?key)?"), ignore_case=True),
+    _keyword_rule("secret", "secret", "secret(?:[_-]?access)?(?:[_-]?key)?"),
     # X-Auth-Token: ..., OS_TOKEN=..., admin_token=..., --os-token X
-    _rule("token", "token", _keyword("token"), ignore_case=True),
-    # api_key=..., APIKEY: ..., --api-key X: one guard each ("api" alone is in every
-    # line of a nova-api traceback)
-    *(_rule("api_key", key, _keyword(key), ignore_case=True, gate="api") for key in _API_KEYS),
+    _keyword_rule("token", "token", "token"),
+    # api_key=..., APIKEY: ..., --api-key X ("api" alone is in every line of a nova-api
+    # traceback: found with its finder)
+    _keyword_rule("api_key", "api", "api[_-]?key"),
     # Authorization: Basic/Bearer/Token xxx
     _rule(
         "authorization",
         "authorization",
         r"authorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:\w+[ \t]+)?(?P<secret>[^\s\"',]+)",
         ignore_case=True,
+        gate="z",
     ),
     # AWS access key ids
     _rule("aws_access_key_id", "AKIA", r"\bAKIA[0-9A-Z]{16}\b", gate="K"),
     # GitHub tokens: ghp_ (personal), gho_, ghu_, ghs_, ghr_; github_pat_ (fine-grained)
-    _rule("github_token", "gh", r"gh[pousr]_(?P<secret>[A-Za-z0-9]{20,})"),
+    _rule("github_token", "gh", r"gh[pousr]_(?P<secret>[A-Za-z0-9]{20,})", finder="gh[pousr]_"),
     _rule("github_pat", "github_pat_", r"github_pat_(?P<secret>[A-Za-z0-9_]{20,})"),
 )
 
@@ -216,30 +236,46 @@ class RuleSet:
         self._by_key = {key: tuple(found) for key, found in by_key.items()}
         # In table order (the private-key stage first): rules apply in that order.
         self._keys = ((PEM_KEY,) if pem else ()) + tuple(by_key)
-        tests = [_test(PEM_GUARD, PEM_GATE, in_text=True)] if pem else []
-        tests += [_key_test(key, found) for key, found in by_key.items()]
-        # The guard tests run on every line. As generated expressions of `in` tests
-        # they cost what the tests cost; a loop over the table (or map over bound
-        # __contains__) costs twice that again on the common short line. The code is
-        # made of repr()s of the guards only.
-        each = "".join(f"({gate} and {test}), " if gate else f"{test}, " for gate, test in tests)
-        self._each: Callable[[str, str], tuple[bool, ...]] = eval(f"lambda text, lowered: ({each})")
-        # Whether any occurs, the common answer being no: one test per gate.
-        behind: dict[str, list[str]] = {}
-        for gate, test in tests:
-            behind.setdefault(gate, []).append(test)
-        either = [f"({gate} and ({' or '.join(found)}))" for gate, found in behind.items() if gate]
-        either[:0] = behind.get("", [])
-        self.any: Callable[[str, str], bool] = eval(
-            f"lambda text, lowered: {' or '.join(either) or False}"
-        )
+        tests = [(PEM_KEY, *_test(PEM_GUARD, PEM_GATE, in_text=True))] if pem else []
+        tests += [(key, *_key_test(key, found)) for key, found in by_key.items()]
+        namespace: dict[str, Any] = {}
+        for i, (key, gate, test) in enumerate(tests):
+            finders = {rule.finder for rule in by_key.get(key, ())}
+            if len(finders) == 1 and None not in finders:
+                (finder,) = finders
+                assert finder is not None
+                namespace[f"find{i}"] = finder.search
+                where = test.rpartition(" in ")[2]
+                tests[i] = (key, gate, f"{test} and find{i}({where}) is not None")
+        # The guard tests run on every line, so they are generated code: one `if` per
+        # guard, those behind one gate under one `if`. A loop over the table (or map
+        # over bound __contains__) costs twice the searches again on the common short
+        # line. The code is made of repr()s of the guards only.
+        behind: dict[str, list[tuple[str, str]]] = {}
+        for key, gate, test in tests:
+            behind.setdefault(gate, []).append((key, test))
+        source = ["def present(text, lowered):", "    found = ()"]
+        for gate, found in behind.items():
+            indent = "        " if gate else "    "
+            if gate:
+                source.append(f"    if {gate}:")
+            source += [
+                f"{indent}if {test}:\n{indent}    found += ({key!r},)" for key, test in found
+            ]
+        source.append("    return found")
+        exec("\n".join(source), namespace)
+        self._present: Callable[[str, str], tuple[str, ...]] = namespace["present"]
+        self._order = {key: i for i, key in enumerate(self._keys)}
 
-    def present(self, text: str, lowered: str) -> list[str]:
+    def present(self, text: str, lowered: str) -> tuple[str, ...]:
         """The guards (lower-cased) that occur in `text` (`lowered` is the text
         lower-cased), in table order; for the common text, none."""
-        if not self.any(text, lowered):
-            return []
-        return list(compress(self._keys, self._each(text, lowered)))
+        return self.ordered(self._present(text, lowered))
+
+    def ordered(self, found: tuple[str, ...]) -> tuple[str, ...]:
+        if len(found) > 1:
+            found = tuple(sorted(found, key=self._order.__getitem__))
+        return found
 
     def apply(self, text: str, lowered: str, found: Iterable[str]) -> str:
         """`text` with the rules of the guards `found` applied, in table order."""
@@ -309,21 +345,29 @@ def _sub_at(rule: Rule, text: str, haystack: str) -> str:
     in `haystack` (the text, or the text lower-cased position for position)."""
     pieces: list[str] = []
     done = 0
-    guard = rule.key if rule.ignore_case else rule.guard
     match_at = rule.pattern.match
-    start = haystack.find(guard)
-    while start >= 0:
+    if rule.finder is None:
+        starts: Iterable[int] = _occurrences(haystack, rule.key if rule.ignore_case else rule.guard)
+    else:
+        starts = (found.start() for found in rule.finder.finditer(haystack))
+    for start in starts:
         if start >= done:  # not inside the previous match: sub does not overlap matches
             match = match_at(text, start)
             if match is not None and match.end() > start:
                 pieces.append(text[done:start])
                 pieces.append(_replace(rule, match))
                 done = match.end()
-        start = haystack.find(guard, start + 1)
     if not pieces:
         return text
     pieces.append(text[done:])
     return "".join(pieces)
+
+
+def _occurrences(text: str, literal: str) -> Iterator[int]:
+    start = text.find(literal)
+    while start >= 0:
+        yield start
+        start = text.find(literal, start + 1)
 
 
 @lru_cache(maxsize=16)
@@ -347,35 +391,48 @@ class Redactor:
     may each be an event of their own (a console log) or lines of one event.
     """
 
-    # Field values repeat (levels, modules, hosts): each distinct one is redacted once.
-    MEMO_SIZE = 4096
+    # Field values repeat (levels, modules, hosts): each distinct one is redacted once,
+    # and remembered when it holds nothing secret.
+    CLEAN_SIZE = 8192
 
     def __init__(self, rules: RuleSet = DEFAULT_RULES) -> None:
         self.rules = rules
         self._pem_lines = 0
-        self._memo: dict[str, str] = {}
+        self._clean: set[Any] = set()
         self._last_fields: dict[str, Any] | None = None
         self._last_redacted: dict[str, Any] = {}
 
     def events(self, events: Iterable[Event]) -> Iterator[Event]:
-        any_guard = self.rules.any
+        # message() and fields() for the common event, spelled out: this runs on every
+        # line, and a call costs as much as several guard tests.
+        present = self.rules._present
         ascii_lower = _ASCII_LOWER
+        clean = self._clean
         for event in events:
-            # message() for the common message, spelled out: this runs on every line.
             text = event.message
             lowered = text.lower() if text.isascii() else text.translate(ascii_lower)
-            if self._pem_lines or any_guard(text, lowered):
-                event.message = self._message(text, lowered)
-            if event.fields:
-                event.fields = self.fields(event.fields)
+            found = present(text, lowered)
+            if found or self._pem_lines:
+                event.message = self._message(text, lowered, self.rules.ordered(found))
+            fields = event.fields
+            if fields:
+                if fields is self._last_fields:
+                    event.fields = self._last_redacted
+                else:
+                    try:
+                        seen = clean.issuperset(fields.values())
+                    except TypeError:  # an unhashable value (a list)
+                        seen = False
+                    if not seen:
+                        event.fields = self.fields(fields)
             yield event
 
     def message(self, text: str) -> str:
-        return self._message(text, _lower(text))
+        lowered = _lower(text)
+        return self._message(text, lowered, self.rules.present(text, lowered))
 
-    def _message(self, text: str, lowered: str) -> str:
+    def _message(self, text: str, lowered: str, found: tuple[str, ...]) -> str:
         rules = self.rules
-        found = rules.present(text, lowered)
         if self._pem_lines or (found and found[0] == PEM_KEY):
             masked, self._pem_lines = _pem(text, self._pem_lines)
             if masked != text:
@@ -390,24 +447,35 @@ class Redactor:
         changed (formats may share one dict between lines: it is never modified)."""
         if fields is self._last_fields:
             return self._last_redacted
-        memo = self._memo
-        changed: dict[str, Any] | None = None
-        for name, value in fields.items():
-            if not isinstance(value, str):
-                continue
-            redacted = memo.get(value)
-            if redacted is None:
-                if len(memo) >= self.MEMO_SIZE:
-                    memo.clear()
-                redacted = memo[value] = self.rules.redact(value)
-            if redacted is not value:
-                if changed is None:
-                    changed = dict(fields)
-                changed[name] = redacted
-        result = fields if changed is None else changed
+        try:
+            # The common dict: every value seen before, none of them secret.
+            seen = self._clean.issuperset(fields.values())
+        except TypeError:  # an unhashable value (a list)
+            seen = False
+        result = fields if seen else self._redact_fields(fields)
         self._last_fields = fields
         self._last_redacted = result
         return result
+
+    def _redact_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
+        clean = self._clean
+        changed: dict[str, Any] | None = None
+        for name, value in fields.items():
+            if isinstance(value, str):
+                if value in clean:
+                    continue
+                redacted = self.rules.redact(value)
+                if redacted is not value:
+                    if changed is None:
+                        changed = dict(fields)
+                    changed[name] = redacted
+                    continue
+            elif not isinstance(value, int | float | bool | None):
+                continue  # a list, a dict: not a string field, and maybe not hashable
+            if len(clean) >= self.CLEAN_SIZE:
+                clean.clear()
+            clean.add(value)
+        return fields if changed is None else changed
 
 
 def redact_events(events: Iterable[Event], rules: RuleSet = DEFAULT_RULES) -> Iterator[Event]:
