@@ -394,13 +394,17 @@ class Redactor:
     # Field values repeat (levels, modules, hosts): each distinct one is redacted once,
     # and remembered when it holds nothing secret.
     CLEAN_SIZE = 8192
+    # A long message is mostly a traceback, and a service logs the same traceback again
+    # and again (nova-api.log: 8,747 of them, 16 different): each is redacted once.
+    # Hashing one costs a tenth of looking for the guards in it.
+    LONG = 512
+    REPEATED_SIZE = 256
 
     def __init__(self, rules: RuleSet = DEFAULT_RULES) -> None:
         self.rules = rules
         self._pem_lines = 0
         self._clean: set[Any] = set()
-        self._last_fields: dict[str, Any] | None = None
-        self._last_redacted: dict[str, Any] = {}
+        self._repeated: dict[str, str] = {}
 
     def events(self, events: Iterable[Event]) -> Iterator[Event]:
         # message() and fields() for the common event, spelled out: this runs on every
@@ -408,23 +412,38 @@ class Redactor:
         present = self.rules._present
         ascii_lower = _ASCII_LOWER
         clean = self._clean
+        repeated = self._repeated
+        long_text = self.LONG
+        shared: dict[str, Any] | None = None  # the last dict seen, and what it became
+        shared_redacted: dict[str, Any] = {}
         for event in events:
             text = event.message
-            lowered = text.lower() if text.isascii() else text.translate(ascii_lower)
-            found = present(text, lowered)
-            if found or self._pem_lines:
-                event.message = self._message(text, lowered, self.rules.ordered(found))
+            if len(text) < long_text:
+                lowered = text.lower() if text.isascii() else text.translate(ascii_lower)
+                found = present(text, lowered)
+                if found or self._pem_lines:
+                    event.message = self._message(text, lowered, self.rules.ordered(found))
+            elif self._pem_lines:
+                event.message = self.message(text)
+            else:
+                cached = repeated.get(text)
+                if cached is None:
+                    cached = self.message(text)
+                    if not self._pem_lines and PEM_GUARD not in text:  # as anywhere else
+                        if len(repeated) >= self.REPEATED_SIZE:
+                            repeated.clear()
+                        repeated[text] = cached
+                event.message = cached
             fields = event.fields
             if fields:
-                if fields is self._last_fields:
-                    event.fields = self._last_redacted
-                else:
+                # Formats may hand one dict to the lines that repeat a prefix.
+                if fields is not shared:
                     try:
                         seen = clean.issuperset(fields.values())
                     except TypeError:  # an unhashable value (a list)
                         seen = False
-                    if not seen:
-                        event.fields = self.fields(fields)
+                    shared, shared_redacted = fields, fields if seen else self.fields(fields)
+                event.fields = shared_redacted
             yield event
 
     def message(self, text: str) -> str:
@@ -445,19 +464,6 @@ class Redactor:
     def fields(self, fields: dict[str, Any]) -> dict[str, Any]:
         """`fields` with every string value redacted; the same dict when nothing
         changed (formats may share one dict between lines: it is never modified)."""
-        if fields is self._last_fields:
-            return self._last_redacted
-        try:
-            # The common dict: every value seen before, none of them secret.
-            seen = self._clean.issuperset(fields.values())
-        except TypeError:  # an unhashable value (a list)
-            seen = False
-        result = fields if seen else self._redact_fields(fields)
-        self._last_fields = fields
-        self._last_redacted = result
-        return result
-
-    def _redact_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
         clean = self._clean
         changed: dict[str, Any] | None = None
         for name, value in fields.items():
