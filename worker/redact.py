@@ -151,9 +151,14 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     ),
     # AWS access key ids
     _rule("aws_access_key_id", "AKIA", r"\bAKIA[0-9A-Z]{16}\b", gate="K"),
-    # GitHub tokens: ghp_ (personal), gho_, ghu_, ghs_, ghr_; github_pat_ (fine-grained)
-    _rule("github_token", "gh", r"gh[pousr]_(?P<secret>[A-Za-z0-9]{20,})", finder="gh[pousr]_"),
-    _rule("github_pat", "github_pat_", r"github_pat_(?P<secret>[A-Za-z0-9_]{20,})"),
+    # GitHub tokens: ghp_ (personal), gho_, ghu_, ghs_, ghr_, github_pat_ (fine-grained);
+    # the guard is what both start with, the finder tells them apart
+    _rule(
+        "github_token",
+        "g",
+        r"(?:gh[pousr]|github_pat)_(?P<secret>[A-Za-z0-9_]{20,})",
+        finder="gh[pousr]_|github_pat_",
+    ),
 )
 
 
@@ -246,7 +251,10 @@ class RuleSet:
                 assert finder is not None
                 namespace[f"find{i}"] = finder.search
                 where = test.rpartition(" in ")[2]
-                tests[i] = (key, gate, f"{test} and find{i}({where}) is not None")
+                # A guard of one or two characters is found faster by the finder
+                # itself (which starts with it) than by `in` and then the finder.
+                first = f"{test} and " if len(key) > 2 else ""
+                tests[i] = (key, gate, f"{first}find{i}({where}) is not None")
         # The guard tests run on every line, so they are generated code: one `if` per
         # guard, those behind one gate under one `if`. A loop over the table (or map
         # over bound __contains__) costs twice the searches again on the common short
