@@ -4,10 +4,10 @@ CI logs routinely echo credentials: URLs with user:password, `password=` options
 HTTP authorization headers, tokens in environment dumps, devstack's `iniset` and
 `mysql -p` lines, private keys. Redaction is a table of rules (`Rule`): each names a
 literal that every match contains (its guard) and a pattern; the pattern runs only on
-text that holds the guard. All guards are looked for in one regular-expression scan
-of the lower-cased text, so the common line costs two scans (lower-casing, guards)
-whatever the number of rules. `BUILTIN_RULES` is the default table; the worker
-configuration can add rules (`redact.extra`) or drop the built-in ones.
+text that holds the guard. The common line holds none: it costs lower-casing and one
+substring search per guard (one for the guards that share it, rare ones behind a
+one-character gate), and no regular expression. `BUILTIN_RULES` is the default table;
+the worker configuration can add rules (`redact.extra`) or drop the built-in ones.
 
 A rule's pattern may name a group `secret`: only that part of a match is replaced,
 the rest (the option, the key, the quotes) stays as it was; without one, the whole
