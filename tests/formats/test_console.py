@@ -102,6 +102,49 @@ def test_devstacklog_keeps_nested_timestamps_in_the_message() -> None:
     assert records[-1].message == "This is your host ip: 166.78.46.245"
 
 
+# (console line as written, its timestamp as stored, host, message), by hand.
+CONSOLE_STAMPS = [
+    (
+        "2018-08-01 00:44:04.804077 | localhost | ok",
+        "2018-08-01T00:44:04.804077Z",
+        "localhost",
+        "ok",
+    ),
+    (
+        "2018-08-01T00:44:04.804077 | localhost | ok",
+        "2018-08-01T00:44:04.804077Z",
+        "localhost",
+        "ok",
+    ),
+    ("2018-08-01T00:44:04.804077Z | PLAY [all]", "2018-08-01T00:44:04.804077Z", None, "PLAY [all]"),
+    ("2018-08-01 00:44:04,804 | + set -e", "2018-08-01T00:44:04.804Z", None, "+ set -e"),
+    ("2018-08-01T02:44:04.8+02:00 | node | x", "2018-08-01T00:44:04.8Z", "node", "x"),
+    ("2018-08-01T00:14:04-0100 | node | x", "2018-08-01T01:14:04Z", "node", "x"),
+    ("2018-08-01T00:14:04.5-01:00 |", "2018-08-01T01:14:04.5Z", None, ""),
+]
+
+
+def test_timestamp_shapes() -> None:
+    for text, timestamp, host, message in CONSOLE_STAMPS:
+        record = console.parse_line(Line(1, text), TEXT)
+        assert record.timestamp == timestamp, text
+        assert record.fields == ({"host": host} if host else {}), text
+        assert record.message == message, text
+        assert console.sniff(text)
+
+
+def test_an_impossible_date_is_no_timestamp() -> None:
+    for text in (
+        "2013-13-45 25:61:99.923 | + ./stack.sh",
+        "2013-09-31 10:00:00.000 | + ./stack.sh",
+        "2013-09-27 18:14:10.807+2500 | + ./stack.sh",
+    ):
+        record = console.parse_line(Line(1, text), TEXT)
+        assert record.timestamp is None, text
+        assert record.message == text
+        assert record.fields == {}
+
+
 def test_github_actions_log() -> None:
     lines = read_lines(CORPUS / "bugswarm" / "2360239904-orig.log")
     assert len(lines) == 4922
