@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
+
+import pytest
 
 from tests.paths import CORPUS, read_lines
 from worker.formats import syslog
@@ -257,3 +260,17 @@ def test_journald_exception_prefix_lines_are_continuations() -> None:
     assert records[0].fields["request_id"] == "req-a8d1e0f2"
     assert records[0].fields["instance"] == records[2].fields["instance"]
     assert records[2].timestamp == "2017-03-28T12:20:44.172644Z"
+
+
+def test_a_reference_without_zone_is_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Taken for local time, 2024-12-29T23:00 in New York would be 2024-12-30T04:00Z,
+    # two days before Jan 1 02:30; as UTC it is more than two days before.
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        line = "Jan  1 02:30:00 ubuntu-noble zuul-executor[812]: Job finished"
+        assert stamp(line, datetime(2024, 12, 29, 23)) == "2024-01-01T02:30:00Z"
+        assert stamp(line, datetime(2024, 12, 30, 3)) == "2025-01-01T02:30:00Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

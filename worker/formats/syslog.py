@@ -119,7 +119,10 @@ def _dates(month: str, day: str, reference: datetime) -> tuple[str, str, str] | 
     number = _MONTHS.get(month)
     if number is None:
         return None
-    latest = reference.astimezone(UTC) + AHEAD
+    # A reference without a zone is UTC, as every time here (astimezone would take it
+    # for the worker's local time).
+    utc_reference = reference.replace(tzinfo=UTC) if reference.tzinfo is None else reference
+    latest = utc_reference.astimezone(UTC) + AHEAD
     year = latest.year
     if (number, int(day)) > (latest.month, latest.day):
         year -= 1
