@@ -26,32 +26,18 @@ from functools import lru_cache
 
 from worker.formats.base import Line, ParseContext, Record
 from worker.formats.oslo import LEVEL_MODULE, add_context, continues_traceback
-from worker.formats.timestamps import DATE, OFFSET, TIME, utc
+from worker.formats.timestamps import DATE, MONTHS, OFFSET, TIME, utc
 
 NAME = "syslog"
 TAGS: tuple[str, ...] = ("syslog",)
 
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
-        start=1,
-    )
-}
 # How far after the reference time a year-less line may lie and keep its year.
 AHEAD = timedelta(days=2)
 # Groups: month name, day, time, fraction (traditional); date, time, fraction, offset
 # (RFC 3339, always with its "T"). Possessive: a head never gives characters back.
-_HEAD = (
-    r"(?:<\d{1,3}>)?+(?:([A-Z][a-z]{2}) {1,2}(\d{1,2}) "
-    + TIME
-    + "|"
-    + DATE
-    + "T"
-    + TIME
-    + OFFSET
-    + ") "
-)
+_TRADITIONAL = r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) " + TIME
+_RFC3339 = DATE + "T" + TIME + OFFSET
+_HEAD = r"(?:<\d{1,3}>)?+(?:" + _TRADITIONAL + "|" + _RFC3339 + ") "
 # Then host (empty in "last message repeated"; never a console's "|"), program, pid.
 _LINE = re.compile(_HEAD + r"([\w.:-]*+) ([^\s\[:]++)(?:\[(\d++)\])?+:(?: |$)", re.ASCII)
 _TIMESTAMP = re.compile(_HEAD, re.ASCII)
@@ -116,7 +102,7 @@ def _dates(month: str, day: str, reference: datetime) -> tuple[str, str, str] | 
     """The dates a year-less line of `month` and `day` has when its time is at most
     `limit`, and when it is later: the same unless the day is the last one a line may
     have. None when `month` is no month name."""
-    number = _MONTHS.get(month)
+    number = MONTHS.get(month)
     if number is None:
         return None
     # A reference without a zone is UTC, as every time here (astimezone would take it

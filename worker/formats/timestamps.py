@@ -26,6 +26,15 @@ TIME = r"(\d\d:\d\d:\d\d)(?:[.,](\d++))?"
 OFFSET = r"(Z|[+-]\d\d(?::?\d\d)?+)?+"
 DATE_TIME = DATE + "[ T]" + TIME + OFFSET
 
+# English month abbreviations, as syslog and Apache write them.
+MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
+        start=1,
+    )
+}
+
 _UTC_OFFSETS = frozenset({"Z", "+00:00", "-00:00", "+0000", "-0000", "+00", "-00"})
 _DAY_MINUTES = 24 * 60
 
