@@ -51,14 +51,18 @@ def parse_line(line: Line, context: ParseContext) -> Record:
         match = _TIMESTAMP.match(text)
         if match is None:
             return Record(line, None, text)
-        timestamp = _timestamp(context, match)
+        timestamp = _timestamp(context, *match.groups())
         if timestamp is None:
             return Record(line, None, text)
         return Record(line, timestamp, text[match.end() :])
-    timestamp = _timestamp(context, match)
+    month, day, time, fraction, date, iso_time, iso_fraction, offset, host, program, pid = (
+        match.groups()
+    )
+    timestamp = _timestamp(
+        context, month, day, time, fraction, date, iso_time, iso_fraction, offset
+    )
     if timestamp is None:
         return Record(line, None, text)
-    host, program, pid = match.group(9, 10, 11)
     fields = {"program": program}
     if host:
         fields["host"] = host
@@ -86,10 +90,21 @@ def parse_line(line: Line, context: ParseContext) -> Record:
     return Record(line, timestamp, message, fields, continues_traceback(context, head, message))
 
 
-def _timestamp(context: ParseContext, match: re.Match[str]) -> str | None:
-    month, day, time, fraction = match.group(1, 2, 3, 4)
+def _timestamp(
+    context: ParseContext,
+    month: str | None,
+    day: str,
+    time: str,
+    fraction: str | None,
+    date: str,
+    iso_time: str,
+    iso_fraction: str | None,
+    offset: str | None,
+) -> str | None:
+    """The timestamp of _HEAD's groups: traditional (year-less) or RFC 3339 (the
+    groups of the form a line does not have are None)."""
     if month is None:
-        return utc(*match.group(5, 6, 7, 8))
+        return utc(date, iso_time, iso_fraction, offset)
     dates = _dates(month, day, context.reference_time)
     if dates is None:
         return None
