@@ -33,6 +33,9 @@ from worker.sinks import open_sink
 from worker.sinks.base import Sink
 
 DEFAULT_SINK = "sqlite:./logs.db"
+# submit --wait's default bound: a large build indexes in a few minutes; a CI hook must
+# not wait forever when no worker runs.
+SUBMIT_WAIT = 600.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,8 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     submit = commands.add_parser(
         "submit",
         help="the job-completion hook: queue one push-log job per log file of a build",
-        description="Never fails the CI build: problems are warnings and the exit status "
-        "is 0, unless --strict.",
+        description="Never fails the CI build: any problem is one warning line on stderr and "
+        "the exit status is 0, unless --strict (one error line, non-zero status). Bounded in "
+        "time: a Gearman server is given up after --connect-timeout seconds unreachable or "
+        "without taking a job (a few seconds more to say why), and --wait waits at most "
+        "--timeout seconds for the answers.",
     )
     where = submit.add_argument_group("the build's logs (at least one)")
     where.add_argument("--log-url", help="URL of the build's log root on the log server")
@@ -81,9 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--dry-run", action="store_true", help="print what would be submitted")
     submit.add_argument("--strict", action="store_true", help="exit non-zero on any problem")
     submit.add_argument(
-        "--connect-timeout", type=float, default=10.0, help="seconds to reach a server (10)"
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="to reach a Gearman server, and for it to take each job (default 10)",
     )
-    submit.add_argument("--timeout", type=float, default=None, help="with --wait: give up after")
+    submit.add_argument(
+        "--timeout",
+        type=float,
+        default=SUBMIT_WAIT,
+        metavar="SECONDS",
+        help=f"with --wait: stop waiting for a file's answer after SECONDS "
+        f"(default {SUBMIT_WAIT:g}, as no worker may be running)",
+    )
     add_metadata_arguments(submit)
     add_source_arguments(submit)
     submit.set_defaults(command=cmd_submit)
@@ -201,16 +218,23 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    # A log indexer must never fail the CI build it is called from: every problem is one
+    # line, and an error status only with --strict.
     try:
-        return submit(args)
+        problem, code = submit(args)
     except LogIndexerError as exc:
-        # A log indexer must never fail the CI build it is called from.
-        level = "error" if args.strict else "warning"
-        print(f"log-shipper submit: {level}: {exc}", file=sys.stderr)
-        return 2 if args.strict else 0
+        problem, code = str(exc), 2
+    except Exception as exc:  # a bug of ours must not fail the build either
+        problem, code = f"internal error: {type(exc).__name__}: {exc}", 2
+    if problem is None:
+        return 0
+    level = "error" if args.strict else "warning"
+    print(f"log-shipper submit: {level}: {problem}", file=sys.stderr)
+    return code if args.strict else 0
 
 
-def submit(args: argparse.Namespace) -> int:
+def submit(args: argparse.Namespace) -> tuple[str | None, int]:
+    """The hook's work: (the one-line problem or None, the exit status with --strict)."""
     if not args.log_url and not args.log_dir:
         raise ConfigError("give --log-url URL (the build's log root) and/or --log-dir DIR")
     listing_root = log_root_id(args.log_dir or args.log_url)
@@ -219,12 +243,12 @@ def submit(args: argparse.Namespace) -> int:
     plan = plan_build(listing_root, fields, rules_from(args), url_root=url_root)
     if args.dry_run:
         print_plan(plan, sys.stdout)
-        return 0
+        return None, 0
     if args.sink:
         local = url_root is None
         outcomes = run_locally(args, plan, [url_root or listing_root], local_files=local)
         print_report(outcomes, plan.skipped, sys.stdout)
-        return 1 if args.strict and not all(outcome.ok for outcome in outcomes) else 0
+        return failures(outcomes), 1
     if url_root is None:
         raise ConfigError("--log-dir alone needs --sink (workers elsewhere cannot read it)")
     config = load_config(args.config) if args.config else WorkerConfig()
@@ -238,10 +262,25 @@ def submit(args: argparse.Namespace) -> int:
     else:
         queued = sum(1 for outcome in outcomes if outcome.error is None)
         print(f"{queued} of {len(outcomes)} files queued for build {fields['build_uuid']}")
-    failed = [outcome for outcome in outcomes if outcome.error is not None]
-    for outcome in failed:
-        print(f"log-shipper submit: warning: {outcome.path}: {outcome.error}", file=sys.stderr)
-    return 1 if args.strict and (failed or not all(o.ok for o in outcomes if args.wait)) else 0
+    return failures(outcomes), 1
+
+
+def failures(outcomes: Sequence[Outcome]) -> str | None:
+    """One line for every file that went wrong, by reason, naming the first file of each."""
+    by_reason: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        if outcome.error is not None:
+            by_reason.setdefault(outcome.error, []).append(outcome.path)
+        elif outcome.summary is not None and outcome.summary.failed:
+            by_reason.setdefault("documents refused by the sink", []).append(outcome.path)
+    if not by_reason:
+        return None
+    count = sum(len(paths) for paths in by_reason.values())
+    parts = [
+        f"{reason} ({paths[0]}{f' and {len(paths) - 1} more' if len(paths) > 1 else ''})"
+        for reason, paths in by_reason.items()
+    ]
+    return f"{count} of {len(outcomes)} files not indexed: {'; '.join(parts)}"
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
