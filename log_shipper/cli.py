@@ -288,7 +288,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     rules = rules_from(args)
     allow = [args.log_root_url] if args.log_root_url else []
     progress = Progress(sys.stderr)
-    if args.sink:
+    if args.dry_run:
+        report = dry_run_backfill(args, builds, rules, progress)
+    elif args.sink:
         config = local_config(args, allow, local_files=False)
         if not config.fetch.allow:
             raise ConfigError("backfill --sink needs --allow URL_PREFIX (the log server)")
@@ -316,6 +318,22 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 1 if report.count("failed") else 0
 
 
+def dry_run_backfill(
+    args: argparse.Namespace, builds: Iterable[BuildRef], rules: Rules, progress: Progress
+) -> BackfillReport:
+    """List the builds and their plans: no Gearman server, no worker, nothing written
+    (the sink, when one is given, is only read to skip fully indexed builds)."""
+    sink = None
+    if args.sink or args.config:
+        config = worker_config(args).sink
+        sink = open_sink(config.url, dataclasses.replace(config, install_template=False))
+    try:
+        return run_backfill(args, builds, rules, None, sink, progress)
+    finally:
+        if sink is not None:
+            sink.close()
+
+
 def build_source(args: argparse.Namespace) -> Iterator[BuildRef]:
     if args.zuul_api:
         filters = ZuulFilters(
@@ -337,7 +355,7 @@ def run_backfill(
     args: argparse.Namespace,
     builds: Iterable[BuildRef],
     rules: Rules,
-    submitter: Submitter,
+    submitter: Submitter | None,
     sink: Sink | None,
     progress: Progress,
 ) -> BackfillReport:
