@@ -20,7 +20,7 @@ import urllib3
 from dateutil.parser import isoparse
 
 from log_shipper.listing import index_page_links
-from log_shipper.metadata import normalise_voting
+from log_shipper.metadata import normalise_status, normalise_voting
 from worker.errors import ConfigError, FetchError
 
 
@@ -67,7 +67,7 @@ def zuul_build_fields(record: Mapping[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "build_uuid": record.get("uuid"),
         "build_name": record.get("job_name"),
-        "build_status": record.get("result"),
+        "build_status": normalise_status(record["result"]) if record.get("result") else None,
         "build_queue": record.get("pipeline") or _nested(buildset, "pipeline"),
         "project": where.get("project"),
         "build_branch": where.get("branch"),

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -23,12 +23,19 @@ from log_shipper.build_sources import (
 from log_shipper.local import LocalCluster
 from log_shipper.metadata import add_metadata_arguments, add_source_arguments, collect_fields
 from log_shipper.plan import BuildPlan, plan_build
-from log_shipper.report import Progress, print_backfill_report, print_plan, print_report
+from log_shipper.report import (
+    FileProgress,
+    Progress,
+    print_backfill_report,
+    print_plan,
+    print_report,
+)
 from log_shipper.rules import Rules, default_rules, load_rules
 from log_shipper.submit import Outcome, Submitter
-from worker.cli import add_allow_argument
-from worker.config import WorkerConfig, load_config
+from worker.cli import add_allow_argument, add_version_argument
+from worker.config import SINK_URL_FORMS, WorkerConfig, load_config
 from worker.errors import ConfigError, LogIndexerError
+from worker.redact import mask_url
 from worker.sinks import open_sink
 from worker.sinks.base import Sink
 
@@ -36,6 +43,14 @@ DEFAULT_SINK = "sqlite:./logs.db"
 # submit --wait's default bound: a large build indexes in a few minutes; a CI hook must
 # not wait forever when no worker runs.
 SUBMIT_WAIT = 600.0
+# backfill's Zuul API filters -> an example value for --help
+ZUUL_FILTERS = {
+    "job": "tempest-full",
+    "project": "openstack/nova",
+    "pipeline": "gate",
+    "branch": "master",
+    "result": "FAILURE",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.command(args)
     except LogIndexerError as exc:
-        print(f"log-shipper: error: {exc}", file=sys.stderr)
+        print(f"log-shipper: error: {mask_url(str(exc))}", file=sys.stderr)
         return 2
     return code
 
@@ -53,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="log-shipper", description="Index CI build logs and search them."
     )
+    add_version_argument(parser)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     index = commands.add_parser(
@@ -61,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     index.add_argument("log_root", metavar="LOG_ROOT", help="local directory or URL of the logs")
     add_local_arguments(index)
-    index.add_argument("--timeout", type=float, default=None, help="give up after SECONDS")
+    add_timeout_argument(index)
     add_metadata_arguments(index)
     add_source_arguments(index)
     index.set_defaults(command=cmd_index)
@@ -91,16 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="to reach a Gearman server, and for it to take each job (default 10)",
+        help="give up on a Gearman server not reached, or not taking a job, within SECONDS "
+        "seconds (default: %(default)g)",
     )
-    submit.add_argument(
-        "--timeout",
-        type=float,
-        default=SUBMIT_WAIT,
-        metavar="SECONDS",
-        help=f"with --wait: stop waiting for a file's answer after SECONDS "
-        f"(default {SUBMIT_WAIT:g}, as no worker may be running)",
-    )
+    add_timeout_argument(submit, "with --wait: ", default=SUBMIT_WAIT)
     add_metadata_arguments(submit)
     add_source_arguments(submit)
     submit.set_defaults(command=cmd_submit)
@@ -116,30 +126,80 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--builds-file", metavar="FILE", help="one LOG_URL [JSON] per line")
     source.add_argument("--log-root-url", metavar="URL", help="walk this log-server tree")
     zuul = backfill.add_argument_group("Zuul API filters")
-    for name in ("job", "project", "pipeline", "branch", "result"):
-        zuul.add_argument(f"--{name}")
+    for name, example in ZUUL_FILTERS.items():
+        zuul.add_argument(f"--{name}", help=f"only builds with this {name}, e.g. {example}")
     zuul.add_argument("--since", help="builds that ended at or after this ISO date/time")
     zuul.add_argument("--until", help="builds that ended before this ISO date/time")
-    backfill.add_argument("--max-depth", type=int, default=6, help="for --log-root-url (6)")
+    backfill.add_argument(
+        "--max-depth",
+        type=int,
+        default=6,
+        metavar="N",
+        help="with --log-root-url: look for builds at most N directories down (default: 6)",
+    )
     add_gearman_argument(backfill)
     add_local_arguments(backfill)
     backfill.add_argument("--force", action="store_true", help="re-index fully indexed builds")
     backfill.add_argument("--dry-run", action="store_true", help="list the builds, submit none")
-    backfill.add_argument("--max-jobs-per-second", type=float, default=None, metavar="RATE")
-    backfill.add_argument("--max-in-flight", type=int, default=50, metavar="N")
+    backfill.add_argument(
+        "--max-jobs-per-second",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="submit at most RATE jobs per second (default: no limit)",
+    )
+    backfill.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=50,
+        metavar="N",
+        help="at most N jobs submitted and not yet answered (default: %(default)s)",
+    )
     backfill.add_argument("--checkpoint", metavar="FILE", help="resume from / record to FILE")
-    backfill.add_argument("--timeout", type=float, default=None, help="per job answer, seconds")
+    add_timeout_argument(backfill)
     backfill.set_defaults(command=cmd_backfill)
 
     search = commands.add_parser("search", help="run a Lucene query against a sink")
-    search.add_argument("query", metavar="QUERY")
-    search.add_argument("--sink", help=f"the sink to search (default {DEFAULT_SINK})")
+    search.add_argument(
+        "query", metavar="QUERY", help="a Lucene query, e.g. 'loglevel:ERROR AND tags:console'"
+    )
+    search.add_argument(
+        "--sink",
+        metavar="URL",
+        help=f"the sink to search: {SINK_URL_FORMS} (default: {DEFAULT_SINK})",
+    )
     search.add_argument("--config", help="worker configuration YAML (auth, index prefix)")
     search.add_argument("--count", action="store_true", help="print only the number of hits")
     search.add_argument("--json", action="store_true", help="one JSON document per line")
-    search.add_argument("--size", type=int, default=10, help="hits to show (default 10)")
+    search.add_argument(
+        "--size", type=int, default=10, help="how many hits to show (default: %(default)s)"
+    )
     search.set_defaults(command=cmd_search)
+
+    check = commands.add_parser(
+        "check-config",
+        help="validate the worker configuration and the file rules, then exit",
+        description="Exit status 0 when every file given is valid; otherwise one line "
+        "naming the file, the key and the problem, and exit status 2.",
+    )
+    check.add_argument("--config", help="worker configuration YAML (default: none)")
+    check.add_argument("--rules", help="file rules YAML (default: config/rules.yaml)")
+    check.set_defaults(command=cmd_check_config)
     return parser
+
+
+def add_timeout_argument(
+    parser: argparse.ArgumentParser, when: str = "", default: float | None = None
+) -> None:
+    """--timeout, worded the same on every command that waits for answers."""
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=default,
+        metavar="SECONDS",
+        help=f"{when}give up on a file not answered within SECONDS seconds of its "
+        f"submission (default: {'no limit' if default is None else f'{default:g}'})",
+    )
 
 
 def add_gearman_argument(parser: argparse.ArgumentParser) -> None:
@@ -154,11 +214,21 @@ def add_gearman_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_local_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the commands that can run an in-process worker."""
-    parser.add_argument("--sink", help=f"where documents go (index: default {DEFAULT_SINK})")
+    parser.add_argument(
+        "--sink",
+        metavar="URL",
+        help=f"index in-process into this sink: {SINK_URL_FORMS} (index: default {DEFAULT_SINK})",
+    )
     parser.add_argument("--config", help="worker configuration YAML (limits, auth, servers)")
     parser.add_argument("--rules", help="file rules YAML (default: config/rules.yaml)")
     add_allow_argument(parser)
-    parser.add_argument("--workers", type=int, default=2, help="in-process worker threads (2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="in-process worker threads, for index and --sink (default: %(default)s)",
+    )
 
 
 def worker_config(args: argparse.Namespace) -> WorkerConfig:
@@ -192,13 +262,19 @@ def local_config(args: argparse.Namespace, allow: Sequence[str], local_files: bo
 
 
 def run_locally(
-    args: argparse.Namespace, plan: BuildPlan, allow: Sequence[str], local_files: bool
+    args: argparse.Namespace,
+    plan: BuildPlan,
+    allow: Sequence[str],
+    local_files: bool,
+    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
     """Index a plan with an in-process Gearman server and workers."""
     config = local_config(args, allow, local_files)
     with LocalCluster(config, workers=max(1, args.workers)) as cluster:
         with Submitter([cluster.address]) as submitter:
-            outcomes = submitter.submit(plan.submissions, wait=True, timeout=args.timeout)
+            outcomes = submitter.submit(
+                plan.submissions, wait=True, timeout=args.timeout, on_outcome=on_outcome
+            )
         cluster.sink.refresh()
     return outcomes
 
@@ -211,10 +287,27 @@ def cmd_index(args: argparse.Namespace) -> int:
     root = log_root_id(args.log_root)
     fields = collect_fields(args, os.environ, root, required=())
     plan = plan_build(root, fields, rules_from(args))
-    outcomes = run_locally(args, plan, [root], local_files=not root.startswith("http"))
+    # On stderr: the table on stdout stays the same whether or not a bar was drawn.
+    progress = FileProgress(sys.stderr, len(plan.submissions))
+    try:
+        local = not root.startswith("http")
+        outcomes = run_locally(args, plan, [root], local_files=local, on_outcome=progress.update)
+    finally:
+        progress.close()
     print_report(outcomes, plan.skipped, sys.stdout)
-    print(f"sink: {worker_config(args).sink.url}  build_uuid: {fields['build_uuid']}")
+    print(f"sink: {mask_url(worker_config(args).sink.url)}  build_uuid: {fields['build_uuid']}")
     return 0 if all(outcome.ok for outcome in outcomes) else 1
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """What every command would refuse at start-up, refused now (a ConfigError: exit 2)."""
+    if args.config:
+        config = load_config(args.config)
+        open_sink(config.sink.url, config.sink).close()  # the client's own URL checks
+        print(f"{args.config}: ok")
+    rules_from(args)
+    print(f"{args.rules or 'default rules'}: ok")
+    return 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -229,7 +322,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     if problem is None:
         return 0
     level = "error" if args.strict else "warning"
-    print(f"log-shipper submit: {level}: {problem}", file=sys.stderr)
+    print(f"log-shipper submit: {level}: {mask_url(problem)}", file=sys.stderr)
     return code if args.strict else 0
 
 

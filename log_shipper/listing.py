@@ -21,6 +21,7 @@ import orjson
 import urllib3
 
 from worker.errors import FetchError
+from worker.redact import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -165,12 +166,14 @@ def _walk_manifest(
         # A name that climbs out of the tree or nests paths would make a URL outside
         # the build's logs; the manifest is data from the build, so it is not trusted.
         if not isinstance(name, str) or name in ("", ".", "..") or "/" in name:
-            log.warning("%s: ignoring entry with name %r", manifest_url, name)
+            log.warning("%s: ignoring entry with name %r", mask_url(manifest_url), name)
             continue
         children = node.get("children")
         if children is not None or node.get("mimetype") == DIRECTORY_MIMETYPE:
             if depth >= max_depth:
-                log.warning("%s: not entering %s%s/ (max_depth)", manifest_url, prefix, name)
+                log.warning(
+                    "%s: not entering %s%s/ (max_depth)", mask_url(manifest_url), prefix, name
+                )
                 continue
             if isinstance(children, list):
                 yield from _walk_manifest(
@@ -214,12 +217,14 @@ def _from_index_pages(
                 continue  # index pages often link an entry twice (icon and name)
             seen.add(link)
             if not link.startswith(root):
-                log.warning("%s: ignoring %s, redirected out of the tree", root, link)
+                log.warning(
+                    "%s: ignoring %s, redirected out of the tree", mask_url(root), mask_url(link)
+                )
                 continue
             relative = unquote(link[len(root) :])
             if link.endswith("/"):
                 if depth + 1 > max_depth:
-                    log.warning("%s: not entering %s (max_depth)", root, relative)
+                    log.warning("%s: not entering %s (max_depth)", mask_url(root), relative)
                 else:
                     pages.append((link, depth + 1))
                 continue

@@ -18,10 +18,11 @@ from worker.sinks import open_sink
 
 class LocalCluster:
     def __init__(self, config: WorkerConfig, workers: int = 2) -> None:
+        # Opened first: a malformed sink URL must not leave a Gearman server running.
+        self.sink = open_sink(config.sink.url, config.sink)
         self.server = gear.Server(port=0, host="127.0.0.1")
         self.address = f"127.0.0.1:{self.server.port}"
         self.config = dataclasses.replace(config, gearman=(self.address,))
-        self.sink = open_sink(self.config.sink.url, self.config.sink)
         self.workers = [
             LogWorker(self.config, self.sink, name=f"local-worker-{i}") for i in range(workers)
         ]

@@ -14,6 +14,23 @@ Metadata comes from three sources; a later one wins field by field:
 Empty values count as not given, so an exported-but-empty `ZUUL_CHANGE` or `--change ""`
 does not hide a real value from a lower source.
 
+build_status is in Zuul's words whatever the source (`normalise_status`), so one query
+such as `build_status:FAILURE` finds the failed builds of every CI system:
+
+| given (any case) | source | build_status |
+|---|---|---|
+| success, failure, skipped | GitHub Actions `job.status`, steps | SUCCESS, FAILURE, SKIPPED |
+| cancelled | GitHub Actions | CANCELED |
+| timed_out | GitHub check-run conclusion | TIMED_OUT |
+| SUCCESS, FAILURE, ABORTED | Jenkins `currentBuild.currentResult` | as given |
+| UNSTABLE | Jenkins (the build ran, tests failed) | FAILURE |
+| NOT_BUILT | Jenkins | SKIPPED |
+| true / false | Zuul's `zuul_success` | SUCCESS / FAILURE |
+| any of `ZUUL_STATUSES` | Zuul (API results, --status) | as given |
+
+A status none of them knows is kept, in upper case, with a warning naming it: it is
+still searchable, and a typo is seen rather than silently turned into another status.
+
 | field | flag | Zuul (`zuul.*` / inventory host) | environment |
 |---|---|---|---|
 | build_uuid | --build-uuid | build | ZUUL_UUID; else derived (below) |
@@ -55,6 +72,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -63,7 +81,10 @@ from typing import Any
 
 import yaml
 
+from worker.config import yaml_problem
 from worker.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 # flag (without --) -> document field
 FLAG_FIELDS: dict[str, str] = {
@@ -83,6 +104,28 @@ FLAG_FIELDS: dict[str, str] = {
     "build-end-time": "build_end_time",
 }
 
+# flag (without --) -> its --help text; every flag of FLAG_FIELDS has one
+FLAG_HELP: dict[str, str] = {
+    "build-uuid": "the build's uuid (default: the CI system's, else one derived from what "
+    "identifies the build or from the log root, so indexing it again replaces documents)",
+    "job-name": "the job's name (field build_name)",
+    "project": "the project built, e.g. openstack/nova",
+    "branch": "the branch built (field build_branch)",
+    "pipeline": "the pipeline, e.g. check or gate (field build_queue)",
+    "change": "the change or pull request number (field build_change)",
+    "patchset": "the patchset number (field build_patchset)",
+    "ref": "the git ref built (field build_ref)",
+    "newrev": "the commit built (field build_newrev)",
+    "status": "the build's result in Zuul's words: SUCCESS, FAILURE, TIMED_OUT, "
+    "POST_FAILURE, ... (field build_status)",
+    "voting": "whether the job votes: 1 or 0 (true/false, yes/no and non-voting are "
+    "understood too)",
+    "node-provider": "the cloud provider of the build's node (field node_provider)",
+    "build-node": "the name of the build's node (field build_node)",
+    "build-end-time": "when the build ended, ISO 8601 (e.g. 2024-05-01T12:00:00Z): the "
+    "year of syslog and journald lines, which carry none",
+}
+
 # zuul variable -> document field, for the values copied as they are
 ZUUL_FIELDS: dict[str, str] = {
     "build": "build_uuid",
@@ -96,6 +139,39 @@ ZUUL_FIELDS: dict[str, str] = {
     "newrev": "build_newrev",
     "tenant": "tenant",
 }
+# The results Zuul reports for a build (its web UI's result filter): the vocabulary of
+# the historical index's build_status.
+ZUUL_STATUSES = frozenset(
+    {
+        "SUCCESS",
+        "FAILURE",
+        "TIMED_OUT",
+        "POST_FAILURE",
+        "NODE_FAILURE",
+        "RETRY_LIMIT",
+        "RETRY",
+        "SKIPPED",
+        "ABORTED",
+        "CANCELED",
+        "ERROR",
+        "CONFIG_ERROR",
+        "MERGE_CONFLICT",
+        "MERGE_FAILURE",
+        "DISK_FULL",
+        "NO_JOBS",
+        "DISCONNECT",
+        "LOST",
+        "EXCEPTION",
+        "NO_HANDLE",
+    }
+)
+# Other CI systems' words (upper-cased) for a Zuul status; the module table says whose.
+_STATUS_SYNONYMS: dict[str, str] = {
+    "CANCELLED": "CANCELED",
+    "UNSTABLE": "FAILURE",
+    "NOT_BUILT": "SKIPPED",
+}
+
 # Fields fields_from_zuul gives beyond ZUUL_FIELDS (named in the missing-field hint).
 _ZUUL_OTHER_FIELDS = frozenset(
     {
@@ -181,7 +257,7 @@ _BUILDSET_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:ci-log-indexer:buildse
 def add_metadata_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("build metadata (put on every document)")
     for flag, field in FLAG_FIELDS.items():
-        group.add_argument(f"--{flag}", dest=field, metavar="VALUE")
+        group.add_argument(f"--{flag}", dest=field, metavar="VALUE", help=FLAG_HELP[flag])
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -209,6 +285,25 @@ def normalise_voting(value: Any) -> str:
     """Consumers append `AND voting:1`: keep the historical "1"/"0"."""
     text = str(value).strip().lower()
     return "0" if text in ("0", "false", "no", "non-voting") else "1"
+
+
+def normalise_status(value: Any) -> str:
+    """A build status in Zuul's vocabulary (see the module docstring's table).
+
+    An unknown status is kept, upper-cased, and named in a warning.
+    """
+    given = str(value).strip()
+    key = re.sub(r"[-\s]+", "_", given.upper())  # "timed-out", "post failure"
+    status = _STATUS_SYNONYMS.get(key, key)
+    if status in ZUUL_STATUSES:
+        return status
+    log.warning(
+        "build status %r is none of Zuul's (%s): indexed as %r",
+        given,
+        ", ".join(sorted(ZUUL_STATUSES)),
+        given.upper(),
+    )
+    return given.upper()
 
 
 def fields_from_zuul(data: Any) -> dict[str, Any]:
@@ -279,6 +374,8 @@ def collect_fields(
         if path:
             fields.update(_zuul_file_fields(path))
     fields.update(_flag_fields(args, keep_empty=False))
+    if _given(fields.get("build_status")):
+        fields["build_status"] = normalise_status(fields["build_status"])
     if "build_uuid" not in fields:
         if identity:
             fields["build_uuid"] = _derived_build_uuid(identity, fields.get("build_name"))
@@ -382,7 +479,7 @@ def _zuul_file_fields(path: str) -> dict[str, Any]:
         try:
             data = yaml.load(text, Loader=_ZuulLoader)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML or JSON: {_yaml_problem(exc)}") from exc
+            raise ConfigError(f"{path}: not valid YAML or JSON: {yaml_problem(exc)}") from exc
     try:
         return fields_from_zuul(data)
     except ConfigError as exc:
@@ -445,11 +542,3 @@ def _given(value: Any) -> bool:
 
 def _kind(value: Any) -> str:
     return "nothing" if value is None else f"a {type(value).__name__}"
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    mark = getattr(exc, "problem_mark", None)
-    if mark is not None:
-        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
-    return str(problem)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -11,6 +12,7 @@ from log_shipper.backfill import BackfillReport, BuildResult
 from log_shipper.plan import BuildPlan
 from log_shipper.rules import Selected
 from log_shipper.submit import Outcome
+from worker.redact import mask_url
 
 
 def print_report(outcomes: Sequence[Outcome], skipped: Sequence[Selected], out: TextIO) -> None:
@@ -65,15 +67,20 @@ def print_plan(plan: BuildPlan, out: TextIO) -> None:
         print(f"  skip    {item.path}  ({item.reason})", file=out)
 
 
+def terminal_bar(out: TextIO, unit: str, total: int | None = None) -> Any:
+    """A tqdm bar on `out` if it is a terminal, else None."""
+    if not out.isatty():
+        return None
+    return tqdm(file=out, unit=unit, total=total, dynamic_ncols=True)
+
+
 class Progress:
     """Backfill progress: a tqdm bar on a terminal, a plain line per build otherwise."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.done = 0
-        self.bar: Any = None
-        if out.isatty():
-            self.bar = tqdm(file=out, unit="build", dynamic_ncols=True)
+        self.bar: Any = terminal_bar(out, "build")
 
     def update(self, result: BuildResult) -> None:
         self.done += 1
@@ -82,11 +89,33 @@ class Progress:
             self.bar.set_postfix_str(f"{result.status} {result.ref.key[:12]}")
             return
         detail = f" ({result.reason})" if result.reason else ""
-        print(
-            f"[{self.done}] {result.status} {result.ref.key} {result.ref.log_url}{detail}",
-            file=self.out,
-            flush=True,
-        )
+        line = f"[{self.done}] {result.status} {result.ref.key} {result.ref.log_url}{detail}"
+        print(mask_url(line), file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class FileProgress:
+    """`index` progress on a terminal: files done of all, lines read, and lines per
+    second since the start. Not on a terminal it prints nothing: the table printed at
+    the end says everything, and a CI log or a pipe needs no redrawn bar."""
+
+    def __init__(self, out: TextIO, total: int) -> None:
+        self.lines = 0
+        self.started = time.monotonic()
+        self.bar: Any = terminal_bar(out, "file", total)
+
+    def update(self, outcome: Outcome) -> None:
+        if outcome.summary is not None:
+            self.lines += outcome.summary.lines
+        if self.bar is None:
+            return
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = self.lines / elapsed
+        self.bar.set_postfix_str(f"{self.lines} lines, {rate:.0f} lines/s", refresh=False)
+        self.bar.update(1)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -96,7 +125,10 @@ class Progress:
 def print_backfill_report(report: BackfillReport, out: TextIO) -> None:
     for result in report.results:
         if result.status == "planned":
-            print(f"PLANNED {result.ref.key} {result.ref.log_url} ({result.files} files)", file=out)
+            line = f"PLANNED {result.ref.key} {result.ref.log_url} ({result.files} files)"
+            print(mask_url(line), file=out)
         if result.status == "failed":
-            print(f"FAILED {result.ref.key} {result.ref.log_url}: {result.reason}", file=out)
+            print(
+                mask_url(f"FAILED {result.ref.key} {result.ref.log_url}: {result.reason}"), file=out
+            )
     print(report.summary_line(), file=out)

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-import yaml
 
+from worker.config import load_yaml
 from worker.errors import ConfigError
+from worker.formats import FORMATS
 from worker.job import FileOptions
-
-DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "config" / "rules.yaml"
+from worker.resources import resource_path
 
 # Rule filters use short names; builds carry the historical index field names, which
 # existing consumers query, so the build mapping is keyed by those.
@@ -235,21 +235,11 @@ def parse_rules(raw: Any, source_name: str = "rules") -> Rules:
 
 
 def load_rules(path: str | Path) -> Rules:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        # PyYAML's messages span several lines; keep the first, which says what is wrong.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
-        raise ConfigError(f"{path}: not valid YAML: {first}") from None
-    return parse_rules(raw, str(path))
+    return parse_rules(load_yaml(path), str(path))
 
 
 def default_rules() -> Rules:
-    return load_rules(DEFAULT_RULES_PATH)
+    return load_rules(resource_path("rules.yaml"))
 
 
 def _parse(raw: Any) -> Rules:
@@ -294,8 +284,10 @@ def _rule(raw: Any, where: str) -> FileRule:
         if tag not in tags:
             tags.append(tag)
     fmt = raw.get("format")
-    if fmt is not None and (not isinstance(fmt, str) or not fmt):
-        raise ConfigError(f"{where}.format must be a format name")
+    if fmt is not None and (not isinstance(fmt, str) or fmt not in FORMATS):
+        # Caught here, not by every job of every build the rule matches.
+        known = ", ".join(sorted(FORMATS))
+        raise ConfigError(f"{where}.format: unknown format {fmt!r} (known formats: {known})")
     for key in ("drop_debug", "drop_xtrace"):
         if key in raw and not isinstance(raw[key], bool):
             raise ConfigError(f"{where}.{key} must be true or false")

@@ -9,7 +9,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,11 +255,13 @@ class Submitter:
         wait: bool,
         low_priority: bool = False,
         timeout: float | None = None,
+        on_outcome: Callable[[Outcome], None] | None = None,
     ) -> list[Outcome]:
         """Queue one job per file; with `wait`, collect every answer (or a timeout).
 
         The first file no server takes stops the submitting: the others are not tried, so
-        a server gone away costs `connect_timeout` once, not once per file."""
+        a server gone away costs `connect_timeout` once, not once per file.
+        `on_outcome` is called with each file's outcome as soon as it is known."""
         pending: list[Pending] = []
         refusal: str | None = None
         for submission in submissions:
@@ -268,9 +270,16 @@ class Submitter:
                 continue
             pending.append(self.start(submission, wait=wait, low_priority=low_priority))
             refusal = pending[-1].outcome.error
-        while not all([self.poll(item, timeout) for item in pending]):
+        reported: set[int] = set()
+        while True:
+            finished = [self.poll(item, timeout) for item in pending]
+            for number, done in enumerate(finished):
+                if done and number not in reported and on_outcome is not None:
+                    reported.add(number)
+                    on_outcome(pending[number].outcome)
+            if all(finished):
+                return [item.outcome for item in pending]
             time.sleep(0.05)
-        return [item.outcome for item in pending]
 
 
 @dataclass(slots=True)

@@ -14,6 +14,7 @@ it fails, it is never skipped.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import socket
@@ -21,7 +22,11 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import gear
+
+from worker.job import FUNCTION_NAME
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -207,3 +212,23 @@ def queue_status(port: int, timeout: float = 30.0) -> dict[str, tuple[int, int, 
         name, queued, running, workers = line.split("\t")
         status[name] = (int(queued), int(running), int(workers))
     return status
+
+
+def queued_jobs(port: int) -> list[dict[str, Any]]:
+    """Take every push-log job queued on the gearmand at `port`; their JSON arguments."""
+    queued = queue_status(port).get(FUNCTION_NAME, (0, 0, 0))[0]
+    if not queued:
+        return []
+    worker = gear.Worker("test-queued-jobs")
+    worker.addServer("127.0.0.1", port)
+    try:
+        worker.waitForServer()
+        worker.registerFunction(FUNCTION_NAME)
+        jobs = []
+        for _ in range(queued):  # all queued already, so getJob never waits long
+            job = worker.getJob()
+            jobs.append(json.loads(job.arguments))
+            job.sendWorkComplete(b"{}")
+        return jobs
+    finally:
+        worker.shutdown()

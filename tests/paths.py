@@ -3,6 +3,7 @@
 import gzip
 import os
 import re
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,3 +36,16 @@ def corpus_lines(source: str) -> int:
     """count_lines of a corpus file (a path under CORPUS), gunzipped when .gz."""
     data = (CORPUS / source).read_bytes()
     return count_lines(gzip.decompress(data) if source.endswith(".gz") else data)
+
+
+def write_log_shipper(directory: Path) -> Path:
+    """A `log-shipper` command in `directory` (put it first on PATH) running this
+    worktree's code with this interpreter, as the installed entry point would."""
+    directory.mkdir(parents=True, exist_ok=True)
+    command = directory / "log-shipper"
+    command.write_text(
+        f'#!/bin/sh\nPYTHONPATH="{REPO}${{PYTHONPATH:+:$PYTHONPATH}}" '
+        f'exec "{sys.executable}" -m log_shipper.cli "$@"\n'
+    )
+    command.chmod(0o755)
+    return command

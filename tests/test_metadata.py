@@ -22,6 +22,7 @@ from log_shipper.metadata import (
     fields_from_args,
     fields_from_environment,
     fields_from_zuul,
+    normalise_status,
     normalise_voting,
 )
 from tests.paths import CORPUS, DATA
@@ -75,7 +76,9 @@ def test_reference_table_is_read() -> None:
 )
 def test_flags_map_to_historical_field_names(flag: str, field: str) -> None:
     assert field in reference_fields()
-    value = "4f440b7e8c4b493c81ddf709d8a54076" if flag == "--build-uuid" else "some-value"
+    value = {"--build-uuid": "4f440b7e8c4b493c81ddf709d8a54076", "--status": "SUCCESS"}.get(
+        flag, "some-value"
+    )
     fields = fields_from_args(parse(flag, value), LOG_ROOT)
     assert fields[field] == value
 
@@ -271,6 +274,58 @@ def test_zuul_values_are_stringified_and_voting_normalised() -> None:
 def test_zuul_success_gives_build_status(success: object, status: str) -> None:
     data = dict(load_zuul_vars(), zuul_success=success)
     assert fields_from_zuul(data)["build_status"] == status
+
+
+# (given, source, build_status): what each CI system says, and Zuul's word for it.
+STATUSES = [
+    ("success", "GitHub job.status", "SUCCESS"),
+    ("failure", "GitHub job.status", "FAILURE"),
+    ("cancelled", "GitHub job.status", "CANCELED"),
+    ("skipped", "GitHub step conclusion", "SKIPPED"),
+    ("timed_out", "GitHub check-run conclusion", "TIMED_OUT"),
+    ("SUCCESS", "Jenkins currentResult", "SUCCESS"),
+    ("FAILURE", "Jenkins currentResult", "FAILURE"),
+    ("UNSTABLE", "Jenkins currentResult", "FAILURE"),
+    ("ABORTED", "Jenkins currentResult", "ABORTED"),
+    ("NOT_BUILT", "Jenkins currentResult", "SKIPPED"),
+    ("TIMED_OUT", "Zuul", "TIMED_OUT"),
+    ("POST_FAILURE", "Zuul", "POST_FAILURE"),
+    ("NODE_FAILURE", "Zuul", "NODE_FAILURE"),
+    ("RETRY_LIMIT", "Zuul", "RETRY_LIMIT"),
+    ("MERGE_CONFLICT", "Zuul", "MERGE_CONFLICT"),
+    ("CANCELED", "Zuul", "CANCELED"),
+    ("SKIPPED", "Zuul", "SKIPPED"),
+    ("Failure", "--status", "FAILURE"),
+    (" post-failure ", "--status", "POST_FAILURE"),
+    ("timed out", "--status", "TIMED_OUT"),
+]
+
+
+@pytest.mark.parametrize(("given", "source", "status"), STATUSES)
+def test_statuses_are_zuul_words(
+    given: str, source: str, status: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert normalise_status(given) == status
+    assert caplog.records == []  # a known status is no warning
+
+
+@pytest.mark.parametrize(("given", "source", "status"), STATUSES)
+def test_status_flag_is_normalised(given: str, source: str, status: str) -> None:
+    fields = collect_fields(parse_all("--status", given, "--job-name", "unit"), {}, LOG_ROOT)
+    assert fields["build_status"] == status
+
+
+def test_unknown_status_is_kept_upper_cased_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fields = collect_fields(parse_all("--status", "neutral", "--job-name", "unit"), {}, LOG_ROOT)
+    assert fields["build_status"] == "NEUTRAL"
+    [record] = caplog.records
+    assert record.levelname == "WARNING"
+    message = record.getMessage()
+    assert "\n" not in message
+    assert message.startswith("build status 'neutral' is none of Zuul's (")
+    assert message.endswith("): indexed as 'NEUTRAL'")
 
 
 def test_hosts_without_nodepool_still_name_the_node() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.paths import CORPUS
 from worker.events import Event
-from worker.redact import MASK, redact_events, redact_text
+from worker.redact import MASK, mask_url, redact_events, redact_text
 
 LOGANALYZE = CORPUS / "os-loganalyze"
 SCREEN_C_API = LOGANALYZE / "screen-c-api.txt"
@@ -252,3 +252,37 @@ def test_redact_events_changes_only_messages() -> None:
 def test_secrets_on_any_line_of_a_multi_line_message_are_masked() -> None:
     message = "Traceback (most recent call last):\n  connect('mysql://root:pw1@db/nova')\nError"
     assert redact_text(message) == message.replace("pw1", MASK)
+
+
+# --- URLs from configuration and jobs: mask_url --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("https://user:pw@logs.example.org/a/b", "https://***@logs.example.org/a/b"),
+        ("elasticsearch+http://u:s3cret@127.0.0.1:9200", "elasticsearch+http://***@127.0.0.1:9200"),
+        ("https://ghp_TOKEN@github.com/o/r", "https://***@github.com/o/r"),  # token as user
+        ("http://u:p@ss@host:1/x", "http://***@host:1/x"),  # unencoded "@" in the password
+        ("http://u:p%40ss@host/x", "http://***@host/x"),
+        ("http://u:p@[::1]:9200/", "http://***@[::1]:9200/"),
+        # Inside messages: reprs, exception texts, several URLs.
+        (
+            "sink URL 'opensearch+https://a:b@search:x': port 'x' is not a number",
+            "sink URL 'opensearch+https://***@search:x': port 'x' is not a number",
+        ),
+        (
+            "GET http://a:1@h/x: HTTP 404 (redirected from https://b:2@g/y)",
+            "GET http://***@h/x: HTTP 404 (redirected from https://***@g/y)",
+        ),
+        # Nothing to mask: an "@" after the host, or no URL at all.
+        ("http://host/path@v2/file", "http://host/path@v2/file"),
+        ("http://host/?mail=a@b", "http://host/?mail=a@b"),
+        ("http://host#a@b", "http://host#a@b"),
+        ("mail root@localhost", "mail root@localhost"),
+        ("sqlite:./logs.db", "sqlite:./logs.db"),
+        ("", ""),
+    ],
+)
+def test_mask_url_hides_the_userinfo_of_every_url(text: str, masked: str) -> None:
+    assert mask_url(text) == masked

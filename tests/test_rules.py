@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from log_shipper.rules import (
-    DEFAULT_RULES_PATH,
     Selection,
     Skip,
     default_rules,
@@ -152,9 +151,8 @@ def test_shipped_rules_for_the_other_corpus_formats():
     assert rules.match("logs/htmlify/style.css") is None
 
 
-def test_default_rules_path_is_the_repository_config():
-    assert DEFAULT_RULES_PATH == REPO / "config" / "rules.yaml"
-    assert load_rules(DEFAULT_RULES_PATH) == default_rules()
+def test_default_rules_are_the_repository_config_rules_yaml():
+    assert default_rules() == load_rules(REPO / "config" / "rules.yaml")
 
 
 # --- the rule engine ---------------------------------------------------------------
@@ -339,7 +337,13 @@ def test_plain_file_alone_is_selected():
         ("files: [{name: a, tags: [x, 3]}]", "rules.yaml: files[0].tags[1] must be a non-empty"),
         ("files: [{name: a, tags: {x: 1}}]", "rules.yaml: files[0].tags must be a list"),
         ("files: [{name: a, drop_debug: yes-ish}]", "rules.yaml: files[0].drop_debug must be"),
-        ("files: [{name: a, format: 3}]", "rules.yaml: files[0].format must be a format name"),
+        ("files: [{name: a, format: 3}]", "rules.yaml: files[0].format: unknown format 3"),
+        (
+            "files: [{name: a, format: oslofmt}]",
+            "rules.yaml: files[0].format: unknown format 'oslofmt' (known formats: apache, "
+            "console, github, oslo, plain, syslog)",
+        ),
+        ("files: [{name: a, format: [oslo]}]", "rules.yaml: files[0].format: unknown format"),
         ("files: [{name: a, max_bytes: -1}]", "rules.yaml: files[0].max_bytes must be a positive"),
         ("files: [{name: a, job: '[x'}]", "rules.yaml: files[0].job: invalid regex:"),
         ("max_bytes: 1.5\nfiles: [{name: a}]", "rules.yaml: max_bytes must be a positive"),

@@ -322,8 +322,8 @@ def test_sigterm_stops_a_worker_whose_gearman_server_is_not_up(tmp_path: Path) -
         ({"gearman_tls": {"key": "k.pem"}}, "gearman_tls.cert is missing"),
         ({"gearman_tls": {"key": "k.pem", "cert": "c.pem", "ca": "."}}, "gearman_tls.ca: "),
         ({"sink": {"url": "elasticsearch+http://"}}, "no host"),
-        ({"sink": {"url": "opensearch+https://search:x"}}, "port is not a number"),
-        ({"sink": {"url": "elasticsearch+http://search"}}, "sink URL"),  # the client wants a port
+        ({"sink": {"url": "opensearch+https://search:x"}}, "port 'x' is not a number"),
+        ({"sink": {"url": "elasticsearch+http://search"}}, "no port"),
         ({"sink": {"url": "sqlite:"}}, "no path"),
         ({"log_format": "xml"}, "log_format must be one of text, json"),
         ({"metrics_port": 70000}, "metrics_port must be a port number"),

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from worker.job import Job, JobSummary
+from worker.redact import mask_url
 
 MAX_ERRORS = 20
 # Per-file fields that do not describe the build as a whole.
@@ -29,11 +30,12 @@ def file_outcome(job: Job, summary: JobSummary | None, error: str | None) -> dic
     finished = time.time()
     seconds = summary.seconds if summary is not None else 0.0
     ok = error is None and summary is not None and not summary.failed
+    url = mask_url(job.source_url)
     outcome: dict[str, Any] = {
         "type": "file",
         "build_uuid": str(job.fields.get("build_uuid", "")),
-        "filename": str(job.fields.get("filename") or job.source_url.rsplit("/", 1)[-1]),
-        "log_url": job.source_url,
+        "filename": str(job.fields.get("filename") or url.rsplit("/", 1)[-1]),
+        "log_url": url,
         "status": "ok" if ok else "failed",
         "started": iso(finished - seconds),
         "finished": iso(finished),
@@ -46,10 +48,10 @@ def file_outcome(job: Job, summary: JobSummary | None, error: str | None) -> dic
             documents=summary.documents,
             indexed=summary.indexed,
             failed=summary.failed,
-            errors=summary.errors,
+            errors=[mask_url(reason) for reason in summary.errors],
         )
     if error is not None:
-        outcome["error"] = error
+        outcome["error"] = mask_url(error)
     return outcome
 
 
@@ -67,7 +69,8 @@ def build_summary(job: Job, outcomes: Sequence[dict[str, Any]]) -> dict[str, Any
     errors: list[str] = []
     for outcome in outcomes:
         reasons = [outcome["error"]] if "error" in outcome else outcome.get("errors", [])
-        errors.extend(f"{outcome['filename']}: {reason}" for reason in reasons)
+        # Masked again: outcomes recorded by an older worker may hold credentials.
+        errors.extend(f"{outcome['filename']}: {mask_url(str(reason))}" for reason in reasons)
     finished = max(outcome["finished"] for outcome in outcomes)
     return {
         **fields,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -15,14 +16,19 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from worker.config import WorkerConfig, check_sink_url, load_config
-from worker.errors import ConfigError, LogIndexerError
+from prometheus_client.multiprocess import mark_process_dead
+
+from worker.config import SINK_URL_FORMS, WorkerConfig, load_config
+from worker.errors import LogIndexerError
 from worker.gearman_worker import LogWorker
+from worker.health import SinkProbe
 from worker.logs import LOG_FORMATS, configure_logging
-from worker.metrics import MetricsServer
+from worker.metrics import HealthCheck, MetricsServer
 from worker.pool import Supervisor
+from worker.redact import mask_url
 from worker.sinks import open_sink
 from worker.sinks.base import Sink
+from worker.version import package_version
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +61,24 @@ def add_allow_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_version_argument(parser: argparse.ArgumentParser) -> None:
+    """--version: the same option on both commands."""
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {package_version()}",
+        help="print the version of ci-log-indexer and exit",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="log-worker", description=__doc__)
+    add_version_argument(parser)
     parser.add_argument("--config", required=True, help="worker configuration YAML")
     add_allow_argument(parser)
-    parser.add_argument("--sink", help="override sink.url from the configuration")
+    parser.add_argument(
+        "--sink", metavar="URL", help=f"the sink: {SINK_URL_FORMS} (overrides sink.url)"
+    )
     parser.add_argument(
         "--processes",
         type=_positive,
@@ -75,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=_port,
         metavar="PORT",
-        help="serve Prometheus metrics on this port (0: none); overrides metrics_port",
+        help="serve Prometheus metrics (/metrics) and a health check (/healthz) on this port "
+        "(0: none); overrides metrics_port",
     )
     parser.add_argument(
         "--check-config", action="store_true", help="validate the configuration and exit"
@@ -89,21 +109,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = effective_config(args)
-        sink = checked_sink(config)
+        sink = open_sink(config.sink.url, config.sink)  # a bad URL is reported now
         if args.check_config:
             print(f"{args.config}: ok")
             return 0
         sink.prepare()
     except LogIndexerError as exc:
-        print(f"log-worker: error: {exc}", file=sys.stderr)
+        print(f"log-worker: error: {mask_url(str(exc))}", file=sys.stderr)
         return 2
     configure_logging(config.log_format)
     if args.processes == 1:
         return run_worker(config, sink, parent_pid=args.parent_pid)
     # The supervisor prepared the sink once, so that the children's prepare() finds
-    # everything in place instead of racing to create it; it writes nothing itself.
-    sink.close()
-    return run_pool(args, config)
+    # everything in place instead of racing to create it; it writes nothing itself,
+    # and reads only to answer /healthz.
+    try:
+        return run_pool(args, config, sink)
+    finally:
+        sink.close()
 
 
 def effective_config(args: argparse.Namespace) -> WorkerConfig:
@@ -117,24 +140,21 @@ def effective_config(args: argparse.Namespace) -> WorkerConfig:
     )
 
 
-def checked_sink(config: WorkerConfig) -> Sink:
-    """The sink, opened without connecting: a bad URL is reported now, as a ConfigError."""
-    url = config.sink.url
-    check_sink_url(url)
-    try:
-        return open_sink(url, config.sink)
-    except ValueError as exc:  # raised by the engine clients for URLs they cannot parse
-        raise ConfigError(f"sink URL {url!r}: {exc}") from None
-
-
 def run_worker(config: WorkerConfig, sink: Sink, *, parent_pid: int | None = None) -> int:
     """One worker in this process until SIGTERM/SIGINT (or, in a pool, until the
     supervisor is gone): the job in hand is finished, then the sink is closed."""
     metrics_server = None
+    probe = None
     if config.metrics_port:
+        probe = SinkProbe(sink)
         try:
-            metrics_server = MetricsServer(config.metrics_port, config.metrics_address)
+            metrics_server = MetricsServer(
+                config.metrics_port,
+                config.metrics_address,
+                health=HealthCheck(probe, expected=len(config.gearman)),
+            )
         except OSError as exc:
+            probe.close()
             sink.close()
             print(f"log-worker: error: metrics port {config.metrics_port}: {exc}", file=sys.stderr)
             return 1
@@ -161,9 +181,11 @@ def run_worker(config: WorkerConfig, sink: Sink, *, parent_pid: int | None = Non
                 worker.stop()  # the current job finishes; no new one is taken
     finally:
         worker.close()
-        sink.close()
         if metrics_server is not None:
             metrics_server.close()
+        if probe is not None:
+            probe.close()
+        sink.close()
     if not stopping:
         # The job loop died of an error (its traceback is logged): exit non-zero, so that
         # the supervisor or systemd starts a fresh worker.
@@ -184,18 +206,26 @@ def child_command(args: argparse.Namespace, config: WorkerConfig) -> list[str]:
     return [*command, "--parent-pid", str(os.getpid())]
 
 
-def run_pool(args: argparse.Namespace, config: WorkerConfig) -> int:
+def run_pool(args: argparse.Namespace, config: WorkerConfig, sink: Sink) -> int:
     env = dict(os.environ)
     metrics_dir: str | None = None
     metrics_server: MetricsServer | None = None
+    probe: SinkProbe | None = None
+    on_exit = None
     try:
         if config.metrics_port:
             # Fresh for every supervisor: files left by an earlier run would be summed in.
             metrics_dir = tempfile.mkdtemp(prefix="log-worker-metrics-")
             env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+            # The sink is checked from here, with the configuration the children use.
+            probe = SinkProbe(sink)
+            expected = args.processes * len(config.gearman)
             try:
                 metrics_server = MetricsServer(
-                    config.metrics_port, config.metrics_address, multiprocess_dir=metrics_dir
+                    config.metrics_port,
+                    config.metrics_address,
+                    health=HealthCheck(probe, expected),
+                    multiprocess_dir=metrics_dir,
                 )
             except OSError as exc:
                 print(
@@ -203,13 +233,19 @@ def run_pool(args: argparse.Namespace, config: WorkerConfig) -> int:
                     file=sys.stderr,
                 )
                 return 1
-        supervisor = Supervisor(child_command(args, config), args.processes, env=env)
+            # A dead child's connections gauge must not count: it can no longer say 0.
+            on_exit = functools.partial(mark_process_dead, path=metrics_dir)
+        supervisor = Supervisor(
+            child_command(args, config), args.processes, env=env, on_exit=on_exit
+        )
         signal.signal(signal.SIGTERM, supervisor.request_stop)
         signal.signal(signal.SIGINT, supervisor.request_stop)
         return supervisor.run()
     finally:
         if metrics_server is not None:
             metrics_server.close()
+        if probe is not None:
+            probe.close()
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
 

@@ -7,50 +7,49 @@ positive number"), so an operator can fix it without reading code.
 from __future__ import annotations
 
 import os
-import sys
-from dataclasses import dataclass, field, fields, is_dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
 from worker.errors import ConfigError
 from worker.logs import LOG_FORMATS
+from worker.redact import mask_url
 
 MiB = 1024 * 1024
-_CONFIG_DIRS = (
-    Path(__file__).resolve().parents[1] / "config",  # a checkout or an editable install
-    Path(sys.prefix) / "share" / "ci-log-indexer" / "config",  # a wheel install
-)
 
 
-def resource_path(name: str) -> Path:
-    """A file shipped in the top-level config/ directory (index template, sample rules)."""
-    for directory in _CONFIG_DIRS:
-        if (directory / name).is_file():
-            return directory / name
-    raise ConfigError(f"{name}: not found in {' or '.join(str(d) for d in _CONFIG_DIRS)}")
+# Marks a number for which zero means nothing useful (a size, a timeout, a count of
+# things to hold at once): `_build` then refuses 0 as well as negative values.
+POSITIVE: Mapping[str, bool] = {"positive": True}
+
+
+def _positive(default: float) -> Any:
+    return field(default=default, metadata=POSITIVE)
 
 
 @dataclass(frozen=True, slots=True)
 class FetchConfig:
     allow: tuple[str, ...] = ()  # URL prefixes (or local directories) that may be fetched
     allow_local: bool = False  # local paths: only for the all-in-one `log-shipper index`
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
+    connect_timeout: float = _positive(10.0)
+    read_timeout: float = _positive(60.0)
     retries: int = 3  # on connection errors and 5xx, before the first byte is read
     backoff: float = 1.0  # seconds, doubled after each retry
-    max_compressed_bytes: int = 1024 * MiB
-    max_decompressed_bytes: int = 16 * 1024 * MiB
-    max_line_bytes: int = 64 * 1024
-    chunk_bytes: int = 256 * 1024
+    max_compressed_bytes: int = _positive(1024 * MiB)
+    max_decompressed_bytes: int = _positive(16 * 1024 * MiB)
+    max_line_bytes: int = _positive(64 * 1024)
+    chunk_bytes: int = _positive(256 * 1024)
     ca_certs: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ParseConfig:
-    max_event_lines: int = 500  # cap on lines grouped into one multi-line event
+    max_event_lines: int = _positive(500)  # cap on lines grouped into one multi-line event
     lookahead_lines: int = 2000  # lines searched for a first timestamp before falling back
 
 
@@ -61,17 +60,20 @@ class SinkConfig:
     build_index: str = "ci-log-builds"  # outside index_prefix*, so line searches skip it
     install_template: bool = True
     username: str | None = None
-    password: str | None = None
-    api_key: str | None = None
+    # Secrets stay out of reprs; `*_file` names a file they are read from at load time.
+    password: str | None = field(default=None, repr=False)
+    password_file: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    api_key_file: str | None = None
     ca_certs: str | None = None
     verify_certs: bool = True
-    chunk_documents: int = 2000
-    chunk_bytes: int = 8 * MiB
+    chunk_documents: int = _positive(2000)
+    chunk_bytes: int = _positive(8 * MiB)
     # Bulk requests one worker process keeps in flight (engine sinks).
-    concurrent_requests: int = 2
+    concurrent_requests: int = _positive(2)
     max_retries: int = 5  # for 429 / rejected chunks
     backoff: float = 0.5
-    request_timeout: float = 120.0
+    request_timeout: float = _positive(120.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,19 +98,20 @@ class WorkerConfig:
     parse: ParseConfig = field(default_factory=ParseConfig)
     log_format: str = "text"  # text | json
     metrics_port: int = 0  # Prometheus endpoint; 0 for none
-    metrics_address: str = "0.0.0.0"
+    metrics_address: str = "127.0.0.1"
 
 
 T = TypeVar("T")
 
 
-def _build(cls: type[T], raw: Any, where: str) -> T:
-    """Build dataclass `cls` from a mapping, checking keys and value types."""
+def _build(cls: type[T], raw: Any, where: str, env: Mapping[str, str]) -> T:
+    """Build dataclass `cls` from a mapping, checking keys, value types and ranges;
+    `${VAR}` in strings is replaced from `env`."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{where or 'top level'} must be a mapping")
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     for key in raw:
         if key not in known:
             raise ConfigError(f"{_join(where, str(key))}: unknown key")
@@ -117,44 +120,71 @@ def _build(cls: type[T], raw: Any, where: str) -> T:
         key = _join(where, name)
         default = getattr(cls(), name)  # dataclass defaults give the expected type
         if is_dataclass(default):
-            values[name] = _build(type(default), value, key)
+            values[name] = _build(type(default), value, key, env)
         elif isinstance(default, tuple):
             if isinstance(value, str):
                 value = [value]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{key} must be a list of strings")
-            values[name] = tuple(value)
+            values[name] = tuple(_expand(v, key, env) for v in value)
         elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ConfigError(f"{key} must be true or false")
             values[name] = value
         elif isinstance(default, int | float):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ConfigError(f"{key} must be a non-negative number")
-            if isinstance(default, int) and not isinstance(value, int):
-                raise ConfigError(f"{key} must be a whole number")
-            values[name] = value
+            values[name] = _number(value, key, default, positive="positive" in known[name].metadata)
         else:  # str or optional str
             if value is not None and not isinstance(value, str):
                 raise ConfigError(f"{key} must be a string")
-            values[name] = value
+            values[name] = None if value is None else _expand(value, key, env)
     return cls(**values)
+
+
+def _number(value: Any, key: str, default: float, *, positive: bool) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (value <= 0 if positive else value < 0)
+    ):
+        raise ConfigError(f"{key} must be a {'positive' if positive else 'non-negative'} number")
+    if isinstance(default, int) and not isinstance(value, int):
+        raise ConfigError(f"{key} must be a whole number")
+    return value
+
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand(value: str, key: str, env: Mapping[str, str]) -> str:
+    """`${NAME}` replaced by the environment variable NAME, so that secrets need not be
+    written into the file; an unset variable is an error, not an empty string."""
+
+    def variable(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in env:
+            raise ConfigError(f"{key}: environment variable {name} is not set")
+        return env[name]
+
+    return _VARIABLE.sub(variable, value)
 
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def parse_config(raw: Any) -> WorkerConfig:
-    config = _build(WorkerConfig, raw, "")
+def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> WorkerConfig:
+    """The configuration in `raw` (parsed YAML); `${VAR}` is looked up in `env`
+    (default: the process environment) and `sink.*_file` secrets are read now."""
+    config = _build(WorkerConfig, raw, "", os.environ if env is None else env)
     for server in config.gearman:
         host, _, port = server.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not port.isdigit() or not 0 < int(port) <= 65535:
             raise ConfigError(f"gearman: {server!r} is not HOST:PORT")
-    if config.sink.chunk_documents < 1:
-        raise ConfigError("sink.chunk_documents must be at least 1")
-    if config.sink.concurrent_requests < 1:
-        raise ConfigError("sink.concurrent_requests must be at least 1")
+    try:
+        parse_sink_url(config.sink.url)
+    except ConfigError as exc:
+        raise ConfigError(f"sink.url: {exc}") from None
+    config = replace(config, sink=read_secret_files(config.sink))
     if config.sink.build_index.startswith(config.sink.index_prefix):
         # Line searches run over index_prefix*: build records there would be hits.
         raise ConfigError(
@@ -188,30 +218,121 @@ def check_tls_files(tls: GearmanTLSConfig) -> None:
             raise ConfigError(f"{key}: {path}: not readable")
 
 
-def check_sink_url(url: str) -> None:
-    """What the engine clients would only find out at the first request, or would report
-    with a traceback: an engine URL without a host or with a port that is no number."""
-    kind, _, rest = url.partition("+")
-    if kind not in ("elasticsearch", "opensearch") or not rest.startswith(("http:", "https:")):
-        return  # the sink registry names every other mistake itself
-    parts = urlsplit(rest)
+def read_secret_files(sink: SinkConfig) -> SinkConfig:
+    """`sink` with `password_file` and `api_key_file` read into `password` and `api_key`."""
+    secrets: dict[str, Any] = {}
+    for name in ("password", "api_key"):
+        path = getattr(sink, f"{name}_file")
+        if path is None:
+            continue
+        key = f"sink.{name}_file"
+        if getattr(sink, name) is not None:
+            raise ConfigError(f"{key}: sink.{name} is given too; give one of them")
+        try:
+            secret = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(f"{key}: {path}: cannot read: {why}") from None
+        if not secret:
+            raise ConfigError(f"{key}: {path}: is empty")
+        secrets[name] = secret
+    return replace(sink, **secrets) if secrets else sink
+
+
+SINK_KINDS = ("sqlite", "elasticsearch", "opensearch")
+_ENGINE_TRANSPORTS = ("http", "https")
+# How sink URLs are spelled: in their errors and in the help of every --sink.
+SINK_URL_FORMS = "sqlite:PATH, elasticsearch+http(s)://HOST:PORT or opensearch+http(s)://HOST:PORT"
+
+
+@dataclass(frozen=True, slots=True)
+class SinkURL:
+    """A sink URL taken apart: `sqlite:PATH` or `KIND+http(s)://[USER:PASSWORD@]HOST:PORT`."""
+
+    kind: str  # one of SINK_KINDS
+    target: str  # the SQLite path (~ expanded), or the engine's http(s) URL without credentials
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+def parse_sink_url(url: str) -> SinkURL:
+    """The one reading of a sink URL, for the command line and the configuration alike:
+    every mistake is a ConfigError naming it (credentials masked), before anything is
+    opened."""
+
+    def problem(what: str) -> ConfigError:
+        return ConfigError(f"sink URL {mask_url(url)!r}: {what} (expected {SINK_URL_FORMS})")
+
+    scheme, colon, rest = url.partition(":")
+    if not colon or not scheme:
+        raise problem("no scheme")
+    kind, plus, transport = scheme.partition("+")
+    if kind not in SINK_KINDS:
+        raise problem(f"unknown sink kind {kind!r}")
+    if kind == "sqlite":
+        if plus:
+            raise problem("sqlite takes a path, not a transport")
+        path = rest.removeprefix("//")
+        if not path:
+            raise problem("no path")
+        if path == ":memory:":
+            raise problem("an in-memory database is not shared by the workers: give a file")
+        return SinkURL(kind, os.path.expanduser(path))
+    if not plus:
+        raise problem(f"missing +http or +https after {kind}")
+    if transport not in _ENGINE_TRANSPORTS:
+        raise problem(f"unknown transport {transport!r}")
+    if not rest.startswith("//"):
+        raise problem("no //HOST:PORT")
+    parts = urlsplit(url.partition("+")[2])
     if not parts.hostname:
-        raise ConfigError(f"sink URL {url!r}: no host (expected {kind}+http(s)://HOST:PORT)")
+        raise problem("no host")
     try:
-        parts.port  # noqa: B018 (urlsplit checks the port only when asked)
+        port = parts.port
     except ValueError:
-        raise ConfigError(f"sink URL {url!r}: the port is not a number") from None
+        port_text = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+        raise problem(f"port {port_text!r} is not a number from 1 to 65535") from None
+    if port is None:
+        raise problem("no port")
+    if port == 0:
+        raise problem("port 0 is not a port to connect to")
+    host = parts.netloc.rpartition("@")[2]
+    target = parts._replace(netloc=host).geturl().rstrip("/")
+    username = None if parts.username is None else unquote(parts.username)
+    password = None if parts.password is None else unquote(parts.password)
+    return SinkURL(kind, target, username, password)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """A YAML file's content; an unreadable or malformed file is a ConfigError naming
+    the file and, for a syntax error, the line and column."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read: not UTF-8 text") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error in one line: its own text spans several and names
+    "<unicode string>", not the file (which the caller names)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        what = exc.problem or exc.context or "syntax error"
+        mark = exc.problem_mark or exc.context_mark
+        if mark is not None:
+            return f"{what} at line {mark.line + 1}, column {mark.column + 1}"
+        return what
+    first = str(exc).strip().splitlines()
+    return first[0] if first else "syntax error"
 
 
 def load_config(path: str | Path) -> WorkerConfig:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    raw = load_yaml(path)
     try:
         return parse_config(raw)
     except ConfigError as exc:

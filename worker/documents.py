@@ -12,6 +12,7 @@ import orjson
 
 from worker.events import Event
 from worker.job import Job
+from worker.redact import mask_url
 
 # Set by the builder on every document; a job field of the same name is overridden.
 LINE_FIELDS = ("@timestamp", "message", "line_number", "line_count", "truncated")
@@ -79,10 +80,12 @@ def file_identity(job: Job) -> tuple[dict[str, Any], list[str], str, str]:
     Computed once per job, not per line.
     """
     fields = dict(job.fields)
-    url = job.source_url
+    # The credentials a job's URL may carry are for fetching, never for the index.
+    url = mask_url(job.source_url)
     filename = str(fields.get("filename") or urlsplit(url).path.rsplit("/", 1)[-1])
     fields["filename"] = filename
-    fields.setdefault("log_url", url)
+    log_url = fields.get("log_url", url)
+    fields["log_url"] = mask_url(log_url) if isinstance(log_url, str) else log_url
     build_uuid = str(fields.get("build_uuid") or "")
     if build_uuid and not fields.get("build_short_uuid"):
         fields["build_short_uuid"] = build_uuid[:7]

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import gear
@@ -17,6 +17,7 @@ from worker.errors import JobError, LogIndexerError
 from worker.job import FUNCTION_NAME, Job, JobSummary, parse_job
 from worker.metrics import InstrumentedSink, JobMetrics, default_metrics
 from worker.pipeline import run_job
+from worker.redact import mask_url
 from worker.sinks.base import Sink
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,61 @@ log = logging.getLogger(__name__)
 def split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+class _GearWorker(gear.Worker):
+    """gear's worker, logging its connections coming and going, and passing each
+    change in how many are up to `on_change` (+1, -1: the LogWorkers of a process
+    share one gauge, which is then their sum).
+
+    It hooks gear's `_onActiveConnection` (a connection made and put in use) and
+    `_lostConnection` (a connection found broken; gear then retries it every 2 s): gear
+    has no public hook for either.
+    """
+
+    def __init__(self, name: str, on_change: Callable[[float], None]) -> None:
+        self.on_change = on_change
+        self.closing = False
+        self._reported = 0
+        self._lost: dict[str, float] = {}  # address -> time.monotonic() it was lost
+        self._report_lock = threading.Lock()
+        super().__init__(name)
+
+    def _onActiveConnection(self, conn: gear.Connection) -> None:
+        super()._onActiveConnection(conn)
+        address = f"{conn.host}:{conn.port}"
+        lost = self._lost.pop(address, None)
+        if lost is None:
+            log.info("connected to Gearman server %s", address, extra={"gearman": address})
+        else:
+            down = time.monotonic() - lost
+            log.warning(
+                "reconnected to Gearman server %s after %.1f s",
+                address,
+                down,
+                extra={"gearman": address, "down_seconds": round(down, 3)},
+            )
+        self.report()
+
+    def _lostConnection(self, conn: gear.Connection) -> None:
+        was_up = conn in self.active_connections
+        super()._lostConnection(conn)
+        address = f"{conn.host}:{conn.port}"
+        if was_up and not self.closing:
+            self._lost.setdefault(address, time.monotonic())
+            log.warning(
+                "lost the connection to Gearman server %s; retrying every 2 s",
+                address,
+                extra={"gearman": address},
+            )
+        self.report()
+
+    def report(self) -> None:
+        # Counted under the lock, so that the last report made has the latest count.
+        with self._report_lock:
+            up = len(self.active_connections)
+            self.on_change(up - self._reported)
+            self._reported = up
 
 
 class LogWorker:
@@ -40,7 +96,7 @@ class LogWorker:
         self.config = config
         self.metrics = metrics or default_metrics()
         self.sink: Sink = InstrumentedSink(sink, self.metrics)
-        self.gearman = gear.Worker(name)
+        self.gearman = _GearWorker(name, self.metrics.gearman_connections.inc)
         self._stopping = threading.Event()
         tls = config.gearman_tls
         # gear reconnects to each server on its own (every 2 s) after losing it.
@@ -71,7 +127,9 @@ class LogWorker:
         self.gearman.stopWaitingForJobs()
 
     def close(self) -> None:
+        self.gearman.closing = True  # connections closed now are no news
         self.gearman.shutdown()
+        self.gearman.report()  # shutdown() has emptied its list of connections
 
     def handle(self, gearman_job: gear.WorkerJob) -> JobSummary | None:
         """Run one job and answer it; never lets an error stop the worker."""
@@ -84,13 +142,14 @@ class LogWorker:
             self._fail(gearman_job, f"bad job: {exc}")
             return None
         self.metrics.job_started(job)
+        url = mask_url(job.source_url)  # what logs and answers name the file by
         # Logged at the start too: a job that kills its worker (out of memory, say) is
         # then named in the log, next to a start line with no end.
         log.info(
             "job %s started: %s",
             handle,
-            job.source_url,
-            extra={"handle": handle, "source_url": job.source_url},
+            url,
+            extra={"handle": handle, "source_url": url},
         )
         summary: JobSummary | None = None
         error: str | None = None
@@ -100,13 +159,13 @@ class LogWorker:
         except LogIndexerError as exc:
             error, failure = str(exc), exc
         except Exception as exc:  # a bug must cost one job, not the worker
-            log.error("job %s crashed:\n%s", handle, traceback.format_exc())
+            log.error("job %s crashed:\n%s", handle, mask_url(traceback.format_exc()))
             error, failure = f"internal error: {type(exc).__name__}: {exc}", exc
         self._track(job, summary, error)
         # Recorded before answering, so that whoever waits for the answer finds it counted.
         self.metrics.job_finished(job, summary, failure, time.monotonic() - started)
         if error is not None or summary is None:
-            self._fail(gearman_job, error or "no summary", job.source_url)
+            self._fail(gearman_job, error or "no summary", url)
             return None
         log.info(
             "%s: %d lines, %d indexed, %d failed in %.2fs",
@@ -140,10 +199,15 @@ class LogWorker:
         except LogIndexerError as exc:
             # Losing the record only delays "fully indexed" until the build is re-run;
             # the documents themselves are already stored.
-            log.warning("could not record build progress for %s: %s", job.source_url, exc)
+            log.warning(
+                "could not record build progress for %s: %s",
+                mask_url(job.source_url),
+                mask_url(str(exc)),
+            )
 
     def _fail(self, job: gear.WorkerJob, reason: str, source_url: str | None = None) -> None:
-        reason = " ".join(reason.split())  # one line, whatever the cause printed
+        # One line, whatever the cause printed, and no credentials of the job's URL.
+        reason = mask_url(" ".join(reason.split()))
         handle = job.handle.decode(errors="replace")
         log.warning(
             "job %s failed: %s",

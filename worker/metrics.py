@@ -7,26 +7,34 @@ itself knows nothing of metrics.
 A `--processes N` pool exposes the sum over its children: each child records into files
 under PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode, chosen by that
 variable when prometheus_client is first imported), and the supervisor serves them with
-a MultiProcessCollector (`start_metrics_server(..., multiprocess_dir=...)`).
+a MultiProcessCollector (`MetricsServer(..., multiprocess_dir=...)`).
+
+The server answers /metrics (the exposition, as prometheus-client serves it), /healthz
+(200 or 503 with one line saying why, see worker/health.py) and 404 for anything else.
 """
 
 from __future__ import annotations
 
 import functools
+import socket
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
-from prometheus_client.exposition import start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from worker.documents import Document
 from worker.errors import FetchError, JobError, SinkError
+from worker.health import Health, SinkProbe, assess
 from worker.job import Job, JobSummary
 from worker.sinks.base import SearchResult, Sink, WriteResult
 
 PREFIX = "log_indexer_"
+GEARMAN_CONNECTIONS = PREFIX + "gearman_connections"
 OUTCOMES = ("ok", "failed", "bad_job")
 ERROR_KINDS = ("fetch", "sink", "job", "internal")
 
@@ -73,6 +81,14 @@ class JobMetrics:
         )
         self.queue_lag_seconds = histogram(
             "queue_lag_seconds", "time from submitting a job to a worker taking it", _LAG_BUCKETS
+        )
+        # A pool's supervisor sums its live children's (those it saw exit are removed
+        # with prometheus_client.multiprocess.mark_process_dead).
+        self.gearman_connections = Gauge(
+            GEARMAN_CONNECTIONS,
+            "connections to Gearman servers that are up",
+            registry=registry,
+            multiprocess_mode="livesum",
         )
         # Every series exists from the start, at 0: rate() and alerts on a series that
         # appears only with its first failure miss that failure.
@@ -181,19 +197,80 @@ class InstrumentedSink:
         self.sink.close()
 
 
-class MetricsServer:
-    """The HTTP endpoint Prometheus scrapes (any path answers with the metrics)."""
+class HealthCheck:
+    """/healthz of a worker or pool: its Gearman connections, read from the metrics it
+    serves, out of `expected`; and the sink, as `probe` last found it."""
 
-    def __init__(self, port: int, address: str, *, multiprocess_dir: str | None = None) -> None:
-        registry: CollectorRegistry = REGISTRY
+    def __init__(self, probe: SinkProbe, expected: int) -> None:
+        self.probe = probe
+        self.expected = expected
+
+    def __call__(self, registry: CollectorRegistry) -> Health:
+        connections = registry.get_sample_value(GEARMAN_CONNECTIONS) or 0
+        return assess(int(connections), self.expected, self.probe.state, time.monotonic())
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every few seconds would drown the worker's own log lines."""
+
+
+class MetricsServer:
+    """The HTTP endpoint Prometheus scrapes and health checks ask."""
+
+    def __init__(
+        self,
+        port: int,
+        address: str,
+        *,
+        health: Callable[[CollectorRegistry], Health],
+        multiprocess_dir: str | None = None,
+    ) -> None:
+        self.registry: CollectorRegistry = REGISTRY
         if multiprocess_dir is not None:
             # The supervisor's own metrics would only be noise: serve the children's sum.
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry, path=multiprocess_dir)
-        self._server, self._thread = start_http_server(port, address, registry=registry)
+            self.registry = CollectorRegistry()
+            MultiProcessCollector(self.registry, path=multiprocess_dir)
+        self.health = health
+        self._metrics_app = make_wsgi_app(self.registry)
+
+        class Server(ThreadingWSGIServer):
+            # An IPv6 address needs an IPv6 socket; the class attribute decides it.
+            address_family = _address_family(address, port)
+
+        self._server = make_server(address, port, self._app, Server, handler_class=_QuietHandler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="metrics-server", daemon=True
+        )
+        self._thread.start()
         self.port: int = self._server.server_port
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            answer: Iterable[bytes] = self._metrics_app(environ, start_response)
+            return answer
+        if path == "/healthz":
+            health = self.health(self.registry)
+            status = "200 OK" if health.ok else "503 Service Unavailable"
+            return _text(start_response, status, health.reason)
+        return _text(start_response, "404 Not Found", "not found: try /metrics or /healthz")
 
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+def _text(start_response: Callable[..., Any], status: str, line: str) -> list[bytes]:
+    body = (line + "\n").encode()
+    start_response(
+        status,
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+def _address_family(address: str, port: int) -> socket.AddressFamily:
+    infos = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return infos[0][0]

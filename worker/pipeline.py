@@ -14,12 +14,12 @@ from dateutil.parser import isoparse
 from worker.config import WorkerConfig
 from worker.decode import DecodeStats, decode_lines
 from worker.documents import Document, build_documents
-from worker.events import EventStats, group_events
+from worker.events import Event, EventStats, group_events
 from worker.fetch import open_source
 from worker.formats import choose_format
 from worker.formats.base import ParseContext
 from worker.job import Job, JobSummary
-from worker.redact import redact_events
+from worker.redact import mask_url, redact_events
 from worker.sinks.base import Sink
 
 SNIFF_LINES = 50
@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
     started = time.monotonic()
-    summary = JobSummary(source_url=job.source_url)
+    summary = JobSummary(source_url=mask_url(job.source_url))  # logged and answered
     decode_stats = DecodeStats()
     event_stats = EventStats()
     with open_source(job.source_url, config.fetch) as source:
@@ -64,6 +64,28 @@ def parse_documents(
 ) -> tuple[str, Iterator[Document]]:
     """The stages from bytes to documents: the name of the format the file is read
     with, and the documents, made as they are consumed."""
+    name, events = parse_events(
+        chunks,
+        job,
+        config,
+        last_modified=last_modified,
+        decode_stats=decode_stats,
+        event_stats=event_stats,
+    )
+    return name, build_documents(redact_events(events), job, config.sink.index_prefix)
+
+
+def parse_events(
+    chunks: Iterable[bytes],
+    job: Job,
+    config: WorkerConfig,
+    *,
+    last_modified: datetime | None,
+    decode_stats: DecodeStats,
+    event_stats: EventStats,
+) -> tuple[str, Iterator[Event]]:
+    """The stages from bytes to events (decode, format, grouping): the name of the
+    format the file is read with, and the events, made as they are consumed."""
     lines = decode_lines(
         chunks,
         max_bytes=config.fetch.max_decompressed_bytes,
@@ -83,7 +105,7 @@ def parse_documents(
         drop_xtrace=job.options.drop_xtrace,
         stats=event_stats,
     )
-    return log_format.NAME, build_documents(redact_events(events), job, config.sink.index_prefix)
+    return log_format.NAME, events
 
 
 def peek(items: Iterator[T], n: int) -> tuple[list[T], Iterator[T]]:

@@ -15,7 +15,7 @@ import logging
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 
@@ -58,8 +58,10 @@ class Supervisor:
         initial_backoff: float = INITIAL_BACKOFF,
         max_backoff: float = MAX_BACKOFF,
         stable_after: float = MAX_BACKOFF,
+        on_exit: Callable[[int], object] | None = None,
     ) -> None:
         self.command = list(command)
+        self.on_exit = on_exit  # called with the pid of each child that has exited
         self.env = dict(env) if env is not None else None
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
@@ -125,6 +127,8 @@ class Supervisor:
         assert slot.process is not None
         pid = slot.process.pid
         slot.process = None
+        if self.on_exit is not None:
+            self.on_exit(pid)
         fields = {"worker": slot.number, "child_pid": pid, "exit_status": code}
         if code == 0:
             # Only a stop request (SIGTERM sent to that child alone, say) ends a worker

@@ -133,6 +133,25 @@ def _sub_from(pattern: re.Pattern[str], replacement: str, text: str, starts: lis
     return "".join(pieces)
 
 
+# The userinfo of a URL: everything between "://" and the last "@" before the host's
+# end. Greedy, so that an unencoded "@" in a password ("u:p@ss@host") is masked whole;
+# it stops at what cannot be in an authority, quotes included (URLs in reprs).
+_USERINFO = re.compile(r"(?<=://)[^\s/?#\\'\"<>]*@")
+USERINFO_MASK = "***@"
+
+
+def mask_url(text: str) -> str:
+    """`text` with the userinfo of every URL in it replaced by ***, user name included
+    (a token is often the user name: https://TOKEN@host/).
+
+    For a URL on its own and for any message that may embed one (an exception's text):
+    whatever prints, logs or stores a URL that came from configuration or a job passes
+    it through here first."""
+    if "@" not in text or "://" not in text:
+        return text
+    return _USERINFO.sub(USERINFO_MASK, text)
+
+
 def redact_events(events: Iterable[Event]) -> Iterator[Event]:
     for event in events:
         event.message = redact_text(event.message)

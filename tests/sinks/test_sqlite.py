@@ -19,7 +19,7 @@ import pytest
 from tests.paths import CORPUS
 from worker.config import SinkConfig
 from worker.documents import Document, build_documents
-from worker.errors import SinkError
+from worker.errors import ConfigError, SinkError
 from worker.events import Event
 from worker.job import Job
 from worker.sinks.base import Sink
@@ -334,5 +334,5 @@ def test_from_url(url: str, path: str) -> None:
 
 @pytest.mark.parametrize("url", ["sqlite:", "sqlite://", "postgres://x/y", "sqlite::memory:"])
 def test_from_url_refuses(url: str) -> None:
-    with pytest.raises(SinkError):
+    with pytest.raises(ConfigError, match=re.escape(f"sink URL {url!r}: ")):
         SqliteSink.from_url(url, SinkConfig())

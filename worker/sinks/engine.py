@@ -9,14 +9,14 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from worker.config import SinkConfig, resource_path
+from worker.config import SinkConfig
 from worker.documents import Document, document_id
 from worker.errors import QueryError, SinkError
+from worker.resources import resource_path
 from worker.sinks.base import SearchResult, WriteResult
 from worker.sinks.bulk import Chunk, chunk_documents, read_items
 
@@ -316,6 +316,6 @@ def reason(body: Any) -> str:
 
 
 def index_template(prefix: str) -> dict[str, Any]:
-    template: dict[str, Any] = orjson.loads(Path(resource_path("index-template.json")).read_bytes())
+    template: dict[str, Any] = orjson.loads(resource_path("index-template.json").read_bytes())
     template["index_patterns"] = [f"{prefix}*"]
     return template

@@ -8,7 +8,6 @@ neither rows nor index entries are duplicated.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -17,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from worker.config import SinkConfig
+from worker.config import SinkConfig, parse_sink_url
 from worker.documents import Document
-from worker.errors import SinkError
+from worker.errors import ConfigError, SinkError
 from worker.sinks.base import SearchResult, WriteResult
 from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS, translate
 
@@ -165,14 +164,10 @@ class SqliteSink:
     @classmethod
     def from_url(cls, url: str, config: SinkConfig) -> SqliteSink:
         """`sqlite:PATH`, `sqlite:relative.db` or `sqlite:///abs/path`."""
-        scheme, colon, rest = url.partition(":")
-        if scheme.lower() != "sqlite" or not colon:
-            raise SinkError(f"not a sqlite URL: {url!r} (expected sqlite:PATH)")
-        if rest.startswith("//"):
-            rest = rest[2:]
-        if not rest:
-            raise SinkError(f"sqlite URL has no path: {url!r}")
-        return cls(os.path.expanduser(rest), config)
+        parsed = parse_sink_url(url)
+        if parsed.kind != "sqlite":
+            raise ConfigError(f"not a sqlite URL: {url!r} (expected sqlite:PATH)")
+        return cls(parsed.target, config)
 
     # -- connections -------------------------------------------------------------------
 
