@@ -46,6 +46,7 @@ import yaml
 from log_shipper.backfill import Checkpoint
 from log_shipper.build_sources import ZuulFilters, builds_from_zuul, parse_time
 from log_shipper.cli import main
+from tests.engines import build_index_for, index_prefix
 from tests.gearmand import Gearmand, queue_status
 from tests.httpserver import LogServer, free_port, serve_directory
 from tests.integration.conftest import SinkUnderTest
@@ -253,8 +254,8 @@ class Store:
 
     @classmethod
     def fresh(cls, url: str) -> Store:
-        prefix = f"test-{uuid.uuid4().hex[:12]}-"
-        build_index = f"ci-log-builds-{prefix.strip('-')}"  # outside the prefix's pattern
+        prefix = index_prefix()
+        build_index = build_index_for(prefix)
         return cls(url, SinkConfig(url=url, index_prefix=prefix, build_index=build_index))
 
     def open(self) -> Sink:
