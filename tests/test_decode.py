@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.paths import CORPUS, count_lines
+from worker.config import WorkerConfig
 from worker.decode import DecodeStats, decode_lines
 from worker.errors import FetchError
 from worker.formats.base import Line
@@ -290,6 +291,7 @@ SCREEN_C_API = CORPUS / "os-loganalyze" / "screen-c-api.txt"
 SYSLOG = CORPUS / "os-loganalyze" / "syslog.txt"
 DEVSTACKLOG = CORPUS / "os-loganalyze" / "devstacklog.txt.gz"
 SCREEN_N_API = CORPUS / "os-loganalyze" / "screen-n-api.txt.gz"
+NOVA_API = CORPUS / "os-log-merger" / "nova-api.log-20151113.gz"
 
 
 def random_bytes(size: int, seed: int = 10) -> bytes:
@@ -372,3 +374,36 @@ def test_utf16_without_a_byte_order_mark_is_refused_naming_it() -> None:
     data = "Привет, мир: сборка упала\n".encode("utf-16-le") * 100
     with pytest.raises(FetchError, match="UTF-16 with a byte order mark"):
         decode(data)
+
+
+# The caps, with the worker's default configuration (tests/test_pipeline.py runs them
+# through a whole job).
+def decode_with_defaults(data: bytes, stats: DecodeStats) -> Iterator[Line]:
+    fetch, parse = WorkerConfig().fetch, WorkerConfig().parse
+    return decode_lines(
+        chunks(data, fetch.chunk_bytes),
+        max_bytes=fetch.max_decompressed_bytes,
+        max_line_bytes=fetch.max_line_bytes,
+        max_lines=parse.max_lines,
+        max_ratio=fetch.max_decompression_ratio,
+        ratio_after_bytes=fetch.ratio_after_bytes,
+        stats=stats,
+    )
+
+
+def test_a_gzip_bomb_stops_at_the_default_lines_cap() -> None:
+    bomb = gzip.compress(b"x\n" * 2_000_000, 9)
+    assert len(bomb) < 4000  # the 3,912 bytes
+    stats = DecodeStats()
+    numbers = [line.number for line in decode_with_defaults(bomb, stats)]
+    assert numbers == list(range(1, 1_000_001))
+    assert stats.stopped == "lines cap 1000000 reached" and stats.lines == 1_000_000
+
+
+def test_the_default_ratio_cap_spares_the_corpus_largest_gzip() -> None:
+    # 83 MB from 3.2 MB (26x): past the 64 MiB where the ratio cap starts to look.
+    data = NOVA_API.read_bytes()
+    stats = DecodeStats()
+    lines = sum(1 for _ in decode_with_defaults(data, stats))
+    assert stats.bytes == len(gzip.decompress(data)) > 64 * 1024 * 1024
+    assert stats.stopped == "" and lines == stats.lines
