@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from tests import test_gearman_worker
 from tests.httpserver import LogServer, serve_directory
 from tests.paths import CORPUS, count_lines
+from tests.test_gearman_worker import Running, job_for, submit
 from worker.config import FetchConfig, SinkConfig, WorkerConfig
 from worker.errors import FetchError
 from worker.job import Job, JobSummary
@@ -44,6 +46,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogServer]:
         shutil.copy(CORPUS / source, root / Path(source).name)
     with serve_directory(root) as server:
         yield server
+
+
+# A LogWorker answering over a real gear server, as tests/test_gearman_worker.py runs
+# it, fetching from the server above.
+worker = test_gearman_worker.worker
+
+
+@pytest.fixture
+def server(served: LogServer) -> LogServer:
+    return served
 
 
 @pytest.fixture
@@ -136,3 +148,11 @@ def test_random_bytes_fail_the_job_and_index_nothing(served: LogServer, sink: Si
         run(served, "random.bin", sink)
     assert "\n" not in str(error.value)
     assert sink.count() == 0
+
+
+def test_binary_data_is_refused_in_the_jobs_answer(worker: Running, served: LogServer) -> None:
+    outcome = submit(worker, job_for(served.url("random.bin"), "random.bin"))
+    assert outcome.summary is None
+    assert outcome.error is not None
+    assert "binary data, not a text log" in outcome.error and "from offset 0" in outcome.error
+    assert worker.count() == 0
