@@ -310,21 +310,23 @@ def test_random_bytes_are_refused_before_any_line(size: int) -> None:
         assert "\n" not in str(error.value) and "from offset 0" in str(error.value)
 
 
-def test_a_binary_run_later_in_a_log_is_refused_there() -> None:
+@pytest.mark.parametrize("chunk", [1000, 65536])
+def test_a_binary_run_later_in_a_log_is_refused_there(chunk: int) -> None:
     text = gzip.decompress(SCREEN_Q_SVC.read_bytes())
     head = text[: text.index(b"\n", 1_000_000) + 1]
     data = head + random_bytes(256 * 1024) + text[len(head) :]
     got = []
     with pytest.raises(FetchError, match="binary data") as error:
-        for line in decode_lines(chunks(data, 65536), max_bytes=BIG, max_line_bytes=65536):
+        for line in decode_lines(chunks(data, chunk), max_bytes=BIG, max_line_bytes=65536):
             got.append(line.text)
-    # Refused within a window (64 KiB) of where the random bytes start.
+    # Refused at the sample (4 KiB every 64 KiB) where the random bytes are first seen.
     offset = int(re.search(r"from offset (\d+)", str(error.value)).group(1))  # type: ignore[union-attr]
-    assert len(head) - 65536 <= offset <= len(head)
-    # Every line before the run came out; of the run, no more than its first window.
+    assert offset % 65536 == 0
+    assert len(head) - 4096 <= offset <= len(head) + 65536
+    # Every line before the run came out; of the run, no more than 68 KiB.
     lines_before = head.decode().split("\n")[:-1]
     assert got[: len(lines_before)] == lines_before
-    assert sum(len(junk) + 1 for junk in got[len(lines_before) :]) <= 2 * 65536
+    assert sum(len(junk) + 1 for junk in got[len(lines_before) :]) <= 65536 + 4096
 
 
 @pytest.mark.parametrize(
