@@ -41,7 +41,7 @@ SELECTED = {
     "logs/devstack@c-api.service.log.txt": "os-loganalyze/devstack@c-api.service.log.txt",
     "logs/devstack@c-vol.service.log.txt": "os-loganalyze/devstack@c-vol.service.log.txt",
 }
-# devstacklog.txt has lone \r line ends (progress bars): the line count must see them.
+# devstacklog.txt has lone \r inside lines (progress bars): they are text, not line ends.
 WITH_CR = {**SELECTED, "logs/devstacklog.txt.gz": "os-loganalyze/devstacklog.txt.gz"}
 # Files the rules skip -> (corpus file copied there, part of the reason printed).
 SKIPPED: dict[str, tuple[str, str]] = {
