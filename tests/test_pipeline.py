@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import gear
 import pytest
 
 from tests import test_gearman_worker
@@ -49,8 +50,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LogServer]:
 
 
 # A LogWorker answering over a real gear server, as tests/test_gearman_worker.py runs
-# it, fetching from the server above.
+# it, fetching from the server above, with a lines cap of its own.
 worker = test_gearman_worker.worker
+WORKER_MAX_LINES = 5000
+
+
+@pytest.fixture
+def worker_config(server: LogServer, gearman: gear.Server, tmp_path: Path) -> WorkerConfig:
+    config = test_gearman_worker.make_worker_config(server, gearman, tmp_path)
+    return replace(config, parse=replace(config.parse, max_lines=WORKER_MAX_LINES))
 
 
 @pytest.fixture
@@ -156,3 +164,14 @@ def test_binary_data_is_refused_in_the_jobs_answer(worker: Running, served: LogS
     assert outcome.error is not None
     assert "binary data, not a text log" in outcome.error and "from offset 0" in outcome.error
     assert worker.count() == 0
+
+
+def test_a_capped_file_is_a_warning_in_the_workers_log(
+    worker: Running, served: LogServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="worker"):
+        outcome = submit(worker, job_for(served.url("bomb.txt.gz"), "bomb.txt"))
+    assert outcome.summary is not None and outcome.summary.lines == WORKER_MAX_LINES
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    url = served.url("bomb.txt.gz")
+    assert warnings == [f"{url}: not read to its end: lines cap {WORKER_MAX_LINES} reached"]
