@@ -45,6 +45,26 @@ def test_access_line_offsets_cross_midnight() -> None:
     assert parse(early).timestamp == "2016-02-29T23:10:00Z"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '10.0.0.1 - - [45/Oct/2000:13:55:36 -0700] "GET / HTTP/1.0" 200 1',
+        '10.0.0.1 - - [31/Feb/2000:13:55:36 +0000] "GET / HTTP/1.0" 200 1',
+        '10.0.0.1 - - [29/Feb/2017:13:55:36 +0000] "GET / HTTP/1.0" 200 1',
+        '10.0.0.1 - - [10/Oct/2000:24:00:00 +0000] "GET / HTTP/1.0" 200 1',
+        '10.0.0.1 - - [10/Oct/2000:13:61:00 +0000] "GET / HTTP/1.0" 200 1',
+        '10.0.0.1 - - [10/Oct/2000:13:55:60 +0000] "GET / HTTP/1.0" 200 1',
+        '10.0.0.1 - - [10/Oct/2000:13:55:36 +0099] "GET / HTTP/1.0" 200 1',
+        '10.0.0.1 - - [10/Oct/0000:13:55:36 +0000] "GET / HTTP/1.0" 200 1',
+        "[Wed Feb 31 14:32:52 2017] [error] [client 10.0.0.1] x",
+        "[Wed Oct 11 25:61:99.123456 2017] [:error] [pid 1] x",
+    ],
+)
+def test_impossible_dates_are_no_timestamps(text: str) -> None:
+    record = parse(text)
+    assert (record.timestamp, record.fields, record.message) == (None, {}, text)
+
+
 def test_swift_access_line_in_syslog() -> None:
     # The access part of a real swift line from the corpus's syslog.txt.
     line = next(

@@ -112,7 +112,11 @@ def _error_line(line: Line, text: str) -> Record:
         return Record(line, None, text)
     month, day, time, year, module, level, pid = match.groups()
     number = _MONTHS.get(month)
-    if number is None:
+    if (
+        number is None
+        or not _is_time(time[0:2], time[3:5], time[6:8])
+        or not _is_date(int(year), number, int(day))
+    ):
         return Record(line, None, text)
     timestamp = f"{year}-{number:02d}-{int(day):02d}T{time}Z"
     fields = {"loglevel": _LEVELS.get(level) or level.upper()}
@@ -138,7 +142,12 @@ def _utc(
     year: str, month: str, day: str, hour: str, minute: str, rest: str, offset: str
 ) -> str | None:
     number = _MONTHS.get(month)
-    if number is None:
+    if (
+        number is None
+        or not _is_time(hour, minute, rest[1:3])
+        or not _is_time(offset[1:3], offset[3:5], "00")
+        or not _is_date(int(year), number, int(day))
+    ):
         return None
     if offset in ("+0000", "-0000"):
         return f"{year}-{number:02d}-{day}T{hour}:{minute}{rest}Z"
@@ -148,6 +157,22 @@ def _utc(
     days, minutes = divmod(int(hour) * 60 + int(minute) + shift, 24 * 60)
     hour_minute = f"{minutes // 60:02d}:{minutes % 60:02d}"
     return f"{_shifted_date(int(year), number, int(day), days)}T{hour_minute}{rest}Z"
+
+
+def _is_time(hour: str, minute: str, second: str) -> bool:
+    # Two digits each (the patterns say so), compared as text. 24:00 and leap seconds
+    # are no time the engines parse.
+    return hour < "24" and minute < "60" and second < "60"
+
+
+@lru_cache(maxsize=64)
+def _is_date(year: int, month: int, day: int) -> bool:
+    """False for days that do not exist (31 Feb, day 45, year 0)."""
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
 
 
 @lru_cache(maxsize=64)
