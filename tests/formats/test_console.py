@@ -125,6 +125,10 @@ def test_every_console_html_link_text_stays_a_word_of_its_own() -> None:
         ("&amp;&amp; &#39;q&#39; &#x27;r&#x27; &quot;s&quot;", "&& 'q' 'r' \"s\""),
         ("1 < 2 and 3 > 2", "1 < 2 and 3 > 2"),  # a "<" that starts no tag stays
         ("<" * 100_000, "<" * 100_000),
+        # No code point has 8 digits: U+FFFD, as for any reference out of range, even
+        # where Python's int() refuses the thousands of digits.
+        ("a &#" + "9" * 5000 + "; &amp; &#65;", "a \ufffd & A"),
+        ("&#99999999;", "\ufffd"),
     ],
 )
 def test_clean_html(html: str, text: str) -> None:

@@ -69,8 +69,21 @@ def clean_html(text: str) -> str:
     if "<" in text:
         text = _TAG.sub(_boundary, text)
     if "&" in text:
-        text = unescape(text)  # after the tags: "&lt;b&gt;" is text, not a tag
+        text = _unescape(text)  # after the tags: "&lt;b&gt;" is text, not a tag
     return text
+
+
+# A decimal reference longer than any code point (7 digits): html.unescape would turn
+# thousands of digits into an int and fail (Python's digit limit) instead of answering
+# U+FFFD as it does for every other out-of-range reference.
+_HUGE_REFERENCE = re.compile(r"&#(?:[xX][0-9a-fA-F]{7,}|[0-9]{8,});?", re.ASCII)
+
+
+def _unescape(text: str) -> str:
+    try:
+        return unescape(text)
+    except ValueError:
+        return unescape(_HUGE_REFERENCE.sub("\ufffd", text))
 
 
 def _boundary(tags: re.Match[str]) -> str:
