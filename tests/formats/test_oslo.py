@@ -402,3 +402,15 @@ def test_adversarial_heads_keep_their_text() -> None:
         record = oslo.parse_line(Line(1, head + rest), CONTEXT)
         assert record.fields == {"loglevel": "INFO", "module": "mod", "pid": "2820"}
         assert record.message == rest
+
+
+def test_a_module_longer_than_any_is_no_head() -> None:
+    # Read up to 255 characters: what follows the level is then no module, and the line
+    # keeps its timestamp and text like a garbled one.
+    text = "2013-09-27 18:23:42.923 2820 INFO " + "a" * 300 + " [-] x"
+    record = oslo.parse_line(Line(1, text), CONTEXT)
+    assert record.timestamp == "2013-09-27T18:23:42.923Z"
+    assert record.fields == {}
+    assert record.message == text[len("2013-09-27 18:23:42.923 ") :]
+    longest = "2013-09-27 18:23:42.923 2820 INFO " + "a" * 255 + " [-] x"
+    assert oslo.parse_line(Line(1, longest), CONTEXT).fields["module"] == "a" * 255

@@ -59,3 +59,11 @@ def test_the_same_impossible_date_is_refused_every_time() -> None:
 
 def test_only_ascii_digits() -> None:
     assert PATTERN.match("\u0662\u0660\u0661\u0663-09-27 18:23:42") is None
+
+
+def test_fractions_up_to_nanoseconds() -> None:
+    # No clock writes more than 9 digits; a longer run is not read to its end.
+    nine = PATTERN.match("2013-09-27 18:23:42.123456789")
+    assert nine is not None
+    assert utc(*nine.groups()) == "2013-09-27T18:23:42.123456789Z"
+    assert PATTERN.match("2013-09-27 18:23:42.1234567890") is None

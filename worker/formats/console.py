@@ -34,9 +34,10 @@ from worker.formats.timestamps import DATE_TIME, utc
 NAME = "console"
 TAGS: tuple[str, ...] = ("console", "console.html")
 
-# Possessive (*+): a host never gives characters back, so a line whose text merely
-# starts like a hostname fails at once instead of backtracking through the word.
-_HOST = r"[A-Za-z0-9][\w.:@-]*+(?: -> [A-Za-z0-9][\w.:@-]*+)?"
+# Possessive and bounded ({0,254}+, a host name's length): a host never gives characters
+# back, so a line whose text merely starts like a hostname fails at once instead of
+# backtracking through the word, or reading a long one to its end.
+_HOST = r"[A-Za-z0-9][\w.:@-]{0,254}+(?: -> [A-Za-z0-9][\w.:@-]{0,254}+)?"
 # Groups: date, time, fraction, offset, host.
 _LINE = re.compile(DATE_TIME + r" \|(?: (?:(" + _HOST + r") \|(?: |$))?+|$)", re.ASCII)
 # A run of adjacent tags. [^<>] ends each attempt at the next "<", so a line of many

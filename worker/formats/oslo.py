@@ -42,17 +42,19 @@ TAGS: tuple[str, ...] = ("oslofmt",)
 LEVELS = ("DEBUG", "INFO", "AUDIT", "WARNING", "ERROR", "CRITICAL", "TRACE")
 _LEVEL = "(" + "|".join(LEVELS) + ")"
 
-# Possessive (++, *+) everywhere: no part of a head gives characters back, so each
-# line is read in one pass whatever it holds (an unclosed "[req- req- ..." included).
-_REQUEST = r"req-[\w-]++"
-_CONTEXT = rf"(\[(?:-|(?:None )?({_REQUEST})(?: ({_REQUEST}))?+(?: [^\]]*+)?+)\](?: |$))?+"
-_INSTANCE = r"\[instance: ([\w-]++)\](?: |$)"
+# Possessive (++, {m,n}+) everywhere: no part of a head gives characters back, so each
+# line is read in one pass whatever it holds (an unclosed "[req- req- ..." included);
+# bounded (ids of 64 characters, a module or user identity of 255 and 1024) so that a
+# line that only starts like a head costs what a short one does.
+_REQUEST = r"req-[\w-]{1,64}+"
+_CONTEXT = rf"(\[(?:-|(?:None )?({_REQUEST})(?: ({_REQUEST}))?+(?: [^\]]{{0,1024}}+)?+)\](?: |$))?+"
+_INSTANCE = r"\[instance: ([\w-]{1,64}+)\](?: |$)"
 # Groups: level, module, context (set when there is one), its first request id, its
 # second (then the first is the global one), instance. Matched in C, as nearly every
 # line of these files has one.
-_HEAD = _LEVEL + r" (\S++)(?: |$)" + _CONTEXT + "(?:" + _INSTANCE + ")?+"
+_HEAD = _LEVEL + r" (\S{1,255}+)(?: |$)" + _CONTEXT + "(?:" + _INSTANCE + ")?+"
 # Groups: date, time, fraction, offset, pid, then _HEAD's.
-_LINE = re.compile(DATE_TIME + r" (?:(\d++) )?+" + _HEAD, re.ASCII)
+_LINE = re.compile(DATE_TIME + r" (?:(\d{1,10}+) )?+" + _HEAD, re.ASCII)
 _TIMESTAMP = re.compile(DATE_TIME + "(?: |$)", re.ASCII)
 _TRACE_INSTANCE = re.compile(_INSTANCE, re.ASCII)
 # The same head where another format (journald) already took the timestamp and pid.

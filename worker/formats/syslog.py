@@ -38,8 +38,11 @@ AHEAD = timedelta(days=2)
 _TRADITIONAL = r"([A-Z][a-z]{2}) {1,2}(\d{1,2}) " + TIME
 _RFC3339 = DATE + "T" + TIME + OFFSET
 _HEAD = r"(?:<\d{1,3}>)?+(?:" + _TRADITIONAL + "|" + _RFC3339 + ") "
-# Then host (empty in "last message repeated"; never a console's "|"), program, pid.
-_LINE = re.compile(_HEAD + r"([\w.:-]*+) ([^\s\[:]++)(?:\[(\d++)\])?+:(?: |$)", re.ASCII)
+# Then host (empty in "last message repeated"; never a console's "|"), program, pid,
+# bounded as timestamps.py says why.
+_LINE = re.compile(
+    _HEAD + r"([\w.:-]{0,255}+) ([^\s\[:]{1,255}+)(?:\[(\d{1,10}+)\])?+:(?: |$)", re.ASCII
+)
 _TIMESTAMP = re.compile(_HEAD, re.ASCII)
 
 

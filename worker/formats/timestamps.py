@@ -22,7 +22,10 @@ from functools import lru_cache
 
 # Groups: date; time to the second; fraction digits or None; offset or None.
 DATE = r"(\d{4}-\d\d-\d\d)"
-TIME = r"(\d\d:\d\d:\d\d)(?:[.,](\d++))?"
+# Bounded repeats here and in the formats' patterns: no real value is longer (a fraction
+# of 9 digits is a nanosecond), and a line that only starts like one is given up after
+# that many characters instead of being read to its end.
+TIME = r"(\d\d:\d\d:\d\d)(?:[.,](\d{1,9}+))?+"
 OFFSET = r"(Z|[+-]\d\d(?::?\d\d)?+)?+"
 DATE_TIME = DATE + "[ T]" + TIME + OFFSET
 
