@@ -24,21 +24,13 @@ several nanoseconds a character.
 from __future__ import annotations
 
 import re
-from datetime import date
-from functools import lru_cache
 
 from worker.formats.base import Line, ParseContext, Record
+from worker.formats.timestamps import MONTHS, utc
 
 NAME = "apache"
 TAGS: tuple[str, ...] = ("apachecombined", "apacheerror")
 
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
-        start=1,
-    )
-}
 # The access line up to the request's opening quote. The request itself may hold quotes
 # (httpd writes them as \"), so it ends at the first quote followed by the status: found
 # by _STATUS's search, a scan in C. Matching the request inside this pattern either
@@ -46,15 +38,15 @@ _MONTHS = {
 # loops once per character or quote, 5 to 40 times slower than the scan.
 _ACCESS = re.compile(
     r"(\S{1,255}+) \S{1,255}+ \S{1,255}+ \["
-    r"(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d)(:\d\d(?:\.\d{1,9})?)"
+    r"(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?"
     r' ([+-]\d{4})\] "',
     re.ASCII,
 )
 _STATUS = re.compile(r'" (\d{3})', re.ASCII)
-# Groups: month, day, time, year, module (empty in "[:error]"; None in 2.2's "[error]"),
+# Groups: month, day, time, fraction, year, module (empty in "[:error]"; None in 2.2's "[error]"),
 # level, pid. The message starts at the end, after one space.
 _ERROR = re.compile(
-    r"\[[A-Z][a-z]{2} ([A-Z][a-z]{2}) ++(\d\d?) (\d\d:\d\d:\d\d(?:\.\d{1,9})?) (\d{4})\]"
+    r"\[[A-Z][a-z]{2} ([A-Z][a-z]{2}) ++(\d\d?) (\d\d:\d\d:\d\d)(?:\.(\d{1,9}))? (\d{4})\]"
     r" \[(?:([\w-]{0,64}+):)?(\w{1,16}+)\](?: \[pid (\d{1,10}+)(?::tid \d{1,20}+)?\])?(?: |$)",
     re.ASCII,
 )
@@ -92,8 +84,11 @@ def _access(text: str) -> tuple[str, dict[str, str]] | None:
     status = _STATUS.search(text, match.end())
     if status is None:
         return None
-    client, day, month, year, hour, minute, rest, offset = match.groups()
-    timestamp = _utc(year, month, day, hour, minute, rest, offset)
+    client, day, month, year, time, fraction, offset = match.groups()
+    number = MONTHS.get(month)
+    if number is None:
+        return None
+    timestamp = utc(f"{year}-{number:02d}-{day}", time, fraction, offset)
     if timestamp is None:
         return None
     # "GET /path HTTP/1.1", or "-" when httpd read no request line (no verb then).
@@ -110,15 +105,12 @@ def _error_line(line: Line, text: str) -> Record:
     match = _ERROR.match(text)
     if match is None:
         return Record(line, None, text)
-    month, day, time, year, module, level, pid = match.groups()
-    number = _MONTHS.get(month)
-    if (
-        number is None
-        or not _is_time(time[0:2], time[3:5], time[6:8])
-        or not _is_date(int(year), number, int(day))
-    ):
+    month, day, time, fraction, year, module, level, pid = match.groups()
+    number = MONTHS.get(month)
+    # Error lines carry no offset: UTC, like every other CI log without one.
+    timestamp = None if number is None else utc(f"{year}-{number:02d}-{day:0>2}", time, fraction)
+    if timestamp is None:
         return Record(line, None, text)
-    timestamp = f"{year}-{number:02d}-{int(day):02d}T{time}Z"
     fields = {"loglevel": _LEVELS.get(level) or level.upper()}
     if module:
         fields["module"] = module
@@ -136,49 +128,6 @@ def _error_line(line: Line, text: str) -> Record:
         fields["clientip"] = address
         end = client.end()
     return Record(line, timestamp, text[end:], fields)
-
-
-def _utc(
-    year: str, month: str, day: str, hour: str, minute: str, rest: str, offset: str
-) -> str | None:
-    number = _MONTHS.get(month)
-    if (
-        number is None
-        or not _is_time(hour, minute, rest[1:3])
-        or not _is_time(offset[1:3], offset[3:5], "00")
-        or not _is_date(int(year), number, int(day))
-    ):
-        return None
-    if offset in ("+0000", "-0000"):
-        return f"{year}-{number:02d}-{day}T{hour}:{minute}{rest}Z"
-    shift = int(offset[1:3]) * 60 + int(offset[3:5])
-    if offset[0] == "+":
-        shift = -shift
-    days, minutes = divmod(int(hour) * 60 + int(minute) + shift, 24 * 60)
-    hour_minute = f"{minutes // 60:02d}:{minutes % 60:02d}"
-    return f"{_shifted_date(int(year), number, int(day), days)}T{hour_minute}{rest}Z"
-
-
-def _is_time(hour: str, minute: str, second: str) -> bool:
-    # Two digits each (the patterns say so), compared as text. 24:00 and leap seconds
-    # are no time the engines parse.
-    return hour < "24" and minute < "60" and second < "60"
-
-
-@lru_cache(maxsize=64)
-def _is_date(year: int, month: int, day: int) -> bool:
-    """False for days that do not exist (31 Feb, day 45, year 0)."""
-    try:
-        date(year, month, day)
-    except ValueError:
-        return False
-    return True
-
-
-@lru_cache(maxsize=64)
-def _shifted_date(year: int, month: int, day: int, days: int) -> str:
-    # Cached: a log spans few dates, so few date objects are ever built.
-    return date.fromordinal(date(year, month, day).toordinal() + days).isoformat()
 
 
 def sniff(text: str) -> bool:
