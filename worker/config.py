@@ -43,6 +43,11 @@ class FetchConfig:
     max_compressed_bytes: int = _positive(1024 * MiB)
     max_decompressed_bytes: int = _positive(16 * 1024 * MiB)
     max_line_bytes: int = _positive(64 * 1024)
+    # Past ratio_after_bytes decompressed, reading stops (the file is marked truncated)
+    # once the data is more than this many times the bytes received. Real CI logs
+    # compress 3x to 30x; a gzip bomb of repeated lines, about 1000x.
+    max_decompression_ratio: float = _positive(100.0)
+    ratio_after_bytes: int = 64 * MiB
     chunk_bytes: int = _positive(256 * 1024)
     ca_certs: str | None = None
 
@@ -51,6 +56,9 @@ class FetchConfig:
 class ParseConfig:
     max_event_lines: int = _positive(500)  # cap on lines grouped into one multi-line event
     lookahead_lines: int = 2000  # lines searched for a first timestamp before falling back
+    # Lines read from one file, so documents too; the rest is not read and the file is
+    # marked truncated ("lines cap N reached").
+    max_lines: int = _positive(1_000_000)
 
 
 @dataclass(frozen=True, slots=True)

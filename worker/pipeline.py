@@ -46,6 +46,7 @@ def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
     summary.lines = decode_stats.lines
     summary.decompressed_bytes = decode_stats.bytes
     summary.truncated_lines = decode_stats.truncated
+    summary.truncated = decode_stats.stopped
     summary.dropped = event_stats.dropped
     summary.indexed = result.indexed
     summary.failed = result.failed
@@ -95,6 +96,9 @@ def parse_events(
         chunks,
         max_bytes=config.fetch.max_decompressed_bytes,
         max_line_bytes=config.fetch.max_line_bytes,
+        max_lines=config.parse.max_lines,
+        max_ratio=config.fetch.max_decompression_ratio,
+        ratio_after_bytes=config.fetch.ratio_after_bytes,
         stats=decode_stats,
     )
     head, lines = peek(lines, SNIFF_LINES)
