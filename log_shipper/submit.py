@@ -196,7 +196,8 @@ def parse_servers(servers: Sequence[str]) -> list[tuple[str, int]]:
 
 
 class Submitter:
-    """A Gearman client connected to the first reachable of several servers.
+    """A Gearman client of several servers: each job goes to the next connected one in
+    turn (gear's round robin), so a server that is down or goes away is skipped.
 
     Time is bounded: `connect_timeout` seconds to reach a server (a few more to say why
     none was), and as long for a server to accept each job before it is given up.
@@ -249,7 +250,7 @@ class Submitter:
         return any((c.host, c.port) == (host, port) for c in self.client.active_connections)
 
     def went_away(self) -> list[str]:
-        """host:port of each server lost while jobs were being submitted to it."""
+        """host:port of each server lost while in use (submitting, or waiting for answers)."""
         return [f"{host}:{port}" for host, port in self.client.lost]
 
     def _why_not(self, host: str, port: int) -> str:
