@@ -350,12 +350,34 @@ def submit(args: argparse.Namespace) -> tuple[str | None, int]:
         servers, connect_timeout=args.connect_timeout, tls=config.gearman_tls
     ) as submitter:
         outcomes = submitter.submit(plan.submissions, wait=args.wait, timeout=args.timeout)
+        warn_failover(submitter, wait=args.wait)
     if args.wait:
         print_report(outcomes, plan.skipped, sys.stdout)
     else:
         queued = sum(1 for outcome in outcomes if outcome.error is None)
         print(f"{queued} of {len(outcomes)} files queued for build {fields['build_uuid']}")
     return failures(outcomes), 1
+
+
+def warn_failover(submitter: Submitter, *, wait: bool) -> None:
+    """One line per Gearman server that took none or only some of its share of the jobs:
+    not a failure (the others took them), but an operator should hear of it."""
+    # A background job it had taken stays in its queue; a job waited for is given to
+    # another server (gearmand keeps no foreground job).
+    moved = "its unfinished jobs and those after" if wait else "the jobs after that"
+    for server, reason in submitter.unreachable.items():
+        print(
+            f"log-shipper submit: warning: Gearman server {server} is unreachable ({reason}); "
+            "its jobs went to the other servers",
+            file=sys.stderr,
+        )
+    if len(submitter.addresses) > 1:
+        for server in submitter.went_away():
+            print(
+                f"log-shipper submit: warning: Gearman server {server} went away; "
+                f"{moved} went to the other servers",
+                file=sys.stderr,
+            )
 
 
 def failures(outcomes: Sequence[Outcome]) -> str | None:

@@ -9,6 +9,7 @@ import struct
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,14 +125,43 @@ class Outcome:
 
 class _Client(gear.Client):
     """gear's client, checking that each server speaks Gearman before using it, and
-    remembering the jobs whose server connection was lost."""
+    remembering the jobs whose server connection was lost.
+
+    gear sends each job to the next connected server in turn and skips a server it finds
+    broken, so failing over is gear's; what this adds is knowing which servers were tried
+    and which went away, to say so.
+    """
 
     def __init__(self, client_id: str, handshake_timeout: float) -> None:
+        self.attempted: set[tuple[str, int]] = set()  # servers gear has tried to connect to
+        self.attempts = threading.Condition()
+        self.lost: dict[tuple[str, int], None] = {}  # servers that went away while in use
         super().__init__(client_id)
         self.handshake_timeout = handshake_timeout
-        self.orphans: set[bytes] = set()
+        # The jobs whose server went away. Jobs, not handles: two gearmands on one host
+        # give out the same handles.
+        self.orphans: weakref.WeakSet[gear.Job] = weakref.WeakSet()
         # (host, port) -> why that server, which accepted the connection, is not used.
         self.refused: dict[tuple[str, int], str] = {}
+
+    def _connectLoop(self) -> bool:
+        # One pass of gear's connect thread: every server then inactive has been tried.
+        tried = {(conn.host, conn.port) for conn in self.inactive_connections}
+        try:
+            return bool(super()._connectLoop())
+        finally:
+            with self.attempts:
+                self.attempted |= tried
+                self.attempts.notify_all()
+
+    def _lostConnection(self, conn: gear.Connection) -> None:
+        if self.running and conn in self.active_connections:
+            self.lost[(conn.host, conn.port)] = None
+        # A job being submitted to this server waits for an answer that cannot come
+        # (gear would wait the whole accept timeout): let it go on to the next server.
+        for task in list(conn.pending_tasks):
+            task.setComplete()
+        super()._lostConnection(conn)
 
     def _onConnect(self, conn: gear.Connection) -> None:
         # gear's hook between opening a server's socket and polling it. Without this check
@@ -149,8 +179,7 @@ class _Client(gear.Client):
         super()._onConnect(conn)
 
     def handleDisconnect(self, job: gear.Job) -> gear.Job:
-        if job.handle:
-            self.orphans.add(job.handle)
+        self.orphans.add(job)
         return job
 
 
@@ -167,7 +196,8 @@ def parse_servers(servers: Sequence[str]) -> list[tuple[str, int]]:
 
 
 class Submitter:
-    """A Gearman client connected to the first reachable of several servers.
+    """A Gearman client of several servers: each job goes to the next connected one in
+    turn (gear's round robin), so a server that is down or goes away is skipped.
 
     Time is bounded: `connect_timeout` seconds to reach a server (a few more to say why
     none was), and as long for a server to accept each job before it is given up.
@@ -181,6 +211,7 @@ class Submitter:
         tls: GearmanTLSConfig | None = None,
     ) -> None:
         addresses = parse_servers(servers)
+        self.addresses = addresses
         self.accept_timeout = connect_timeout
         self.client = _Client("log-shipper", handshake_timeout=connect_timeout)
         tls = tls or GearmanTLSConfig()
@@ -194,6 +225,33 @@ class Submitter:
             raise SubmitError(
                 f"no Gearman server reachable within {connect_timeout:g}s ({reasons})"
             ) from None
+        # host:port -> why, for each server given but not connected: its share of the
+        # jobs goes to the others.
+        self.unreachable = self._not_connected(min(connect_timeout, DIAGNOSE_WAIT))
+
+    def _not_connected(self, timeout: float) -> dict[str, str]:
+        client = self.client
+        deadline = time.monotonic() + timeout
+        with client.attempts:
+            # Until gear has tried every server once: the first one up ends waitForServer.
+            client.attempts.wait_for(
+                lambda: client.attempted >= set(self.addresses),
+                timeout=max(0.0, deadline - time.monotonic()),
+            )
+        down = {}
+        for host, port in self.addresses:
+            if not self._connected(host, port):
+                reason = self._why_not(host, port)
+                if not self._connected(host, port):  # it may have come up meanwhile
+                    down[f"{host}:{port}"] = reason
+        return down
+
+    def _connected(self, host: str, port: int) -> bool:
+        return any((c.host, c.port) == (host, port) for c in self.client.active_connections)
+
+    def went_away(self) -> list[str]:
+        """host:port of each server lost while in use (submitting, or waiting for answers)."""
+        return [f"{host}:{port}" for host, port in self.client.lost]
 
     def _why_not(self, host: str, port: int) -> str:
         return self.client.refused.get((host, port)) or why_unreachable(host, port)
@@ -213,24 +271,30 @@ class Submitter:
         self, submission: Submission, *, wait: bool = True, low_priority: bool = False
     ) -> Pending:
         """Queue one file's job; `poll` the result to learn its outcome."""
-        precedence = gear.PRECEDENCE_LOW if low_priority else gear.PRECEDENCE_NORMAL
-        pending = Pending(Outcome(submission.path))
-        payload = dataclasses.replace(submission.job, submitted_at=time.time()).to_payload()
-        job = gear.Job(FUNCTION_NAME, payload, unique=uuid.uuid4().hex.encode())
+        pending = Pending(Outcome(submission.path), submission, low_priority)
+        error = self._send(pending, wait=wait)
+        if error is not None:
+            return pending.fail(error)
+        pending.finished = not wait
+        return pending
+
+    def _send(self, pending: Pending, *, wait: bool) -> str | None:
+        """Give `pending`'s job to the next server that takes it; why not, if none did."""
+        precedence = gear.PRECEDENCE_LOW if pending.low_priority else gear.PRECEDENCE_NORMAL
+        payload = dataclasses.replace(pending.submission.job, submitted_at=time.time())
+        job = gear.Job(FUNCTION_NAME, payload.to_payload(), unique=uuid.uuid4().hex.encode())
         try:
             self.client.submitJob(
                 job, background=not wait, precedence=precedence, timeout=self.accept_timeout
             )
         except gear.NoConnectedServersError:
-            return pending.fail("not submitted: the Gearman server went away")
+            return "not submitted: the Gearman server went away"
         except gear.GearmanError:
             # gear gives this when every connected server failed to take the job in time.
-            return pending.fail(
-                f"not submitted: no Gearman server took the job within {self.accept_timeout:g}s"
-            )
+            return f"not submitted: no Gearman server took the job within {self.accept_timeout:g}s"
         pending.job = job
-        pending.finished = not wait
-        return pending
+        pending.sent += 1
+        return None
 
     def poll(self, pending: Pending, timeout: float | None = None) -> bool:
         """True once the job has an outcome (answer, lost server, or `timeout` seconds)."""
@@ -239,7 +303,11 @@ class Submitter:
         job = pending.job
         if job.complete:
             read_answer(pending.outcome, job)
-        elif job.handle in self.client.orphans:
+        elif job in self.client.orphans:
+            # gearmand keeps no foreground job across its end: another server may run it
+            # (once per server at most; ids are deterministic, so a second run replaces).
+            if pending.sent < len(self.addresses) and self._send(pending, wait=True) is None:
+                return False
             pending.outcome.error = "the Gearman server went away before the job finished"
         elif timeout is not None and time.monotonic() - pending.started > timeout:
             pending.outcome.error = f"no answer within {timeout:g}s"
@@ -266,7 +334,7 @@ class Submitter:
         refusal: str | None = None
         for submission in submissions:
             if refusal is not None:
-                pending.append(Pending(Outcome(submission.path)).fail(refusal))
+                pending.append(Pending(Outcome(submission.path), submission).fail(refusal))
                 continue
             pending.append(self.start(submission, wait=wait, low_priority=low_priority))
             refusal = pending[-1].outcome.error
@@ -287,7 +355,10 @@ class Pending:
     """A submitted job, until its outcome is known."""
 
     outcome: Outcome
+    submission: Submission
+    low_priority: bool = False
     job: Any = None  # gear.Job; None when submission failed
+    sent: int = 0  # how many times the job was given to a server
     finished: bool = False
     started: float = field(default_factory=time.monotonic)
 

@@ -144,6 +144,25 @@ def test_log_worker_failure_reaches_the_client_with_its_reason(
     assert not thread.is_alive()
 
 
+def test_two_gearmands_on_one_host_give_out_the_same_handles(
+    gearmand: Gearmand, tmp_path: Path
+) -> None:
+    # Why log_shipper/submit.py tracks the jobs of a lost server by job, not by handle.
+    other = Gearmand(tmp_path / "other")
+    other.start()
+    handles = []
+    try:
+        for server in (gearmand, other):
+            client = connect_client(server.port)
+            try:
+                handles.append(submit(client, {"source_url": "x"}, background=True).handle)
+            finally:
+                client.shutdown()
+    finally:
+        other.stop()
+    assert handles[0] == handles[1], handles
+
+
 # --- persistence ------------------------------------------------------------------------
 
 
@@ -179,6 +198,20 @@ def test_background_jobs_survive_a_restart_and_run_once(gearmand: Gearmand, how:
     assert queue_status(gearmand.port).get(FUNCTION_NAME, (0, 0, 0))[:2] == (0, 0)
     with closing(sqlite3.connect(gearmand.queue_db)) as db:
         assert db.execute("SELECT count(*) FROM gearman_queue").fetchone() == (0,)
+
+
+def test_a_foreground_job_does_not_survive_a_kill(gearmand: Gearmand) -> None:
+    # Why log_shipper/submit.py gives a waited-for job to another server when its own
+    # goes away: the queue database keeps background jobs only.
+    client = connect_client(gearmand.port)
+    try:
+        submit(client, {"source_url": "https://logs.example.org/a.txt"})
+        assert queue_status(gearmand.port)[FUNCTION_NAME][0] == 1
+        gearmand.kill()
+        gearmand.start()
+        assert queue_status(gearmand.port).get(FUNCTION_NAME, (0, 0, 0))[0] == 0
+    finally:
+        client.shutdown()
 
 
 def test_background_jobs_without_unique_key_overwrite_each_other_in_the_queue_db(
