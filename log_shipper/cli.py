@@ -208,7 +208,7 @@ def add_gearman_argument(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="HOST:PORT",
-        help="Gearman server (repeatable; the first reachable one is used; default: --config)",
+        help="Gearman server (repeatable: jobs go round the reachable ones; default: --config)",
     )
 
 
