@@ -13,7 +13,8 @@ from dateutil.parser import isoparse
 
 from worker.config import WorkerConfig
 from worker.decode import DecodeStats, decode_lines
-from worker.documents import Document, build_documents
+from worker.documents import Document, FileRun, build_documents, file_run
+from worker.errors import LogIndexerError, SinkError
 from worker.events import Event, EventStats, group_events
 from worker.fetch import open_source
 from worker.formats import choose_format
@@ -31,17 +32,28 @@ def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
     summary = JobSummary(source_url=mask_url(job.source_url))  # logged and answered
     decode_stats = DecodeStats()
     event_stats = EventStats()
-    with open_source(job.source_url, config.fetch) as source:
-        summary.format, documents = parse_documents(
-            source.chunks,
-            job,
-            config,
-            last_modified=source.last_modified,
-            decode_stats=decode_stats,
-            event_stats=event_stats,
-        )
-        result = sink.write(counted(documents, summary))
-        summary.compressed_bytes = source.received
+    # This run's documents replace all of the file's, or none if it fails.
+    run = sink.begin_file(file_run(job, time.time_ns()))
+    try:
+        with open_source(job.source_url, config.fetch) as source:
+            summary.format, documents = parse_documents(
+                source.chunks,
+                job,
+                config,
+                last_modified=source.last_modified,
+                decode_stats=decode_stats,
+                event_stats=event_stats,
+                generation=run.generation,
+            )
+            result = sink.write(counted(documents, summary))
+            summary.compressed_bytes = source.received
+        sink.replace_file(run, result)
+    except Exception as exc:
+        # A run that failed before its first document has changed nothing: the file's
+        # previous documents, if any, stay as they were.
+        if summary.documents:
+            discard(sink, run, exc)
+        raise
     summary.lines = decode_stats.lines
     summary.decompressed_bytes = decode_stats.bytes
     summary.truncated_lines = decode_stats.truncated
@@ -61,9 +73,10 @@ def parse_documents(
     last_modified: datetime | None,
     decode_stats: DecodeStats,
     event_stats: EventStats,
+    generation: int = 0,
 ) -> tuple[str, Iterator[Document]]:
     """The stages from bytes to documents: the name of the format the file is read
-    with, and the documents, made as they are consumed."""
+    with, and the documents (of indexing run `generation`), made as they are consumed."""
     name, events = parse_events(
         chunks,
         job,
@@ -72,7 +85,19 @@ def parse_documents(
         decode_stats=decode_stats,
         event_stats=event_stats,
     )
-    return name, build_documents(redact_events(events), job, config.sink.index_prefix)
+    documents = build_documents(redact_events(events), job, config.sink.index_prefix, generation)
+    return name, documents
+
+
+def discard(sink: Sink, run: FileRun, error: Exception) -> None:
+    """Remove a failed run's documents, and its file's older ones it may have
+    overwritten part of; the job fails with `error` either way."""
+    try:
+        sink.discard_file(run)
+    except LogIndexerError as cleanup:
+        raise SinkError(
+            f"{error}; removing the partial documents of {run.filename} failed too: {cleanup}"
+        ) from error
 
 
 def parse_events(
