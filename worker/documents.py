@@ -16,9 +16,10 @@ from worker.redact import mask_url
 
 # Set by the builder on every document; a job field of the same name is overridden.
 LINE_FIELDS = ("@timestamp", "message", "line_number", "line_count", "truncated")
-# Set by the builder on every document of a file: the file's key (the first part of
-# each id) and the indexing run that wrote it. A job or parsed field so named is
-# overridden: re-indexing finds a file's documents, and tells runs apart, by these.
+# Set by the builder on the documents of a file: the indexing run that wrote them and,
+# for a file of no build (whose build_uuid and filename do not name it), the file's
+# key, the first part of each id. A job or parsed field so named is overridden:
+# re-indexing finds a file's documents, and tells runs apart, by these.
 FILE_KEY_FIELD = "file_key"
 GENERATION_FIELD = "generation"
 
@@ -137,7 +138,9 @@ def build_documents(
     base, tags, filename, id_key = file_identity(job)
     key = file_key(id_key, filename)
     # What the builder sets for the whole file, over any job or parsed field so named.
-    reserved: dict[str, Any] = {"tags": tags, FILE_KEY_FIELD: key}
+    reserved: dict[str, Any] = {"tags": tags}
+    if not base.get("build_uuid"):
+        reserved[FILE_KEY_FIELD] = key
     if generation:
         reserved[GENERATION_FIELD] = generation
     shared = FileFields.of({**base, **reserved}, generation)

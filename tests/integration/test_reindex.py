@@ -94,10 +94,12 @@ def logs(tmp_path: Path) -> Iterator[LogServer]:
         yield server
 
 
-def make_job(server: LogServer, name: str, build_uuid: str) -> Job:
+def make_job(server: LogServer, name: str, of_build: bool = True) -> Job:
+    """A job for file `name` of a fresh build, or of none (then its URL names it)."""
+    build = {"build_uuid": uuid.uuid4().hex} if of_build else {}
     return Job(
         source_url=server.url(name),
-        fields={"build_uuid": build_uuid, "filename": f"logs/{name}"},
+        fields={**build, "filename": f"logs/{name}"},
         tags=("oslofmt",),
         options=FileOptions(format="oslo"),
     )
@@ -112,42 +114,42 @@ def index(target: Target, server: LogServer, job: Job, max_event_lines: int) -> 
     run_job(job, config, target.sink)
 
 
-def hits(sink: Sink, build_uuid: str) -> list[dict[str, Any]]:
+def hits(sink: Sink) -> list[dict[str, Any]]:
+    """Every document of the test: each has its own index prefix."""
     sink.refresh()
-    result = sink.search(f'build_uuid:"{build_uuid}"', size=5000)
+    result = sink.search("*", size=5000)
     assert result.total == len(result.hits)
     return sorted(result.hits, key=lambda hit: int(hit["line_number"]))
 
 
-def assert_grouped_as(sink: Sink, build_uuid: str, max_event_lines: int) -> None:
+def assert_grouped_as(sink: Sink, max_event_lines: int) -> None:
     starts = STARTS[max_event_lines]
-    assert [hit["line_number"] for hit in hits(sink, build_uuid)] == starts
+    assert [hit["line_number"] for hit in hits(sink)] == starts
     for word, line in WORDS.items():
-        found = sink.search(f'message:{word} AND build_uuid:"{build_uuid}"', size=10)
+        found = sink.search(f"message:{word}", size=10)
         assert found.total == 1, (word, found.hits)
         # The one document holding that line: the last one starting at or before it.
         assert found.hits[0]["line_number"] == max(s for s in starts if s <= line), word
 
 
+@pytest.mark.parametrize("of_build", [True, False])
 @pytest.mark.parametrize(("first", "second"), [(500, 2), (2, 500)])
 def test_reindexing_with_other_grouping_leaves_exactly_the_new_documents(
-    target: Target, logs: LogServer, first: int, second: int
+    target: Target, logs: LogServer, first: int, second: int, of_build: bool
 ) -> None:
-    build = uuid.uuid4().hex
-    job = make_job(logs, "app.log", build)
+    job = make_job(logs, "app.log", of_build)
     index(target, logs, job, first)
-    assert_grouped_as(target.sink, build, first)
+    assert_grouped_as(target.sink, first)
     index(target, logs, job, second)
-    assert_grouped_as(target.sink, build, second)
+    assert_grouped_as(target.sink, second)
 
 
 def test_reindexing_an_unchanged_file_changes_nothing(target: Target, logs: LogServer) -> None:
-    build = uuid.uuid4().hex
-    job = make_job(logs, "app.log", build)
+    job = make_job(logs, "app.log")
     index(target, logs, job, 2)
-    before = hits(target.sink, build)
+    before = hits(target.sink)
     index(target, logs, job, 2)
-    after = hits(target.sink, build)
+    after = hits(target.sink)
     assert len(after) == len(STARTS[2])
 
     def without_run(hit: dict[str, Any]) -> dict[str, Any]:
@@ -164,29 +166,27 @@ def test_reindexing_an_unchanged_file_changes_nothing(target: Target, logs: LogS
 def test_a_job_whose_body_is_cut_midway_leaves_no_document_of_the_file(
     target: Target, logs: LogServer, indexed_before: bool
 ) -> None:
-    build = uuid.uuid4().hex
-    job = make_job(logs, "long.log", build)
+    job = make_job(logs, "long.log")
     if indexed_before:
         index(target, logs, job, 500)
-        assert len(hits(target.sink, build)) == len(LONG_LINES)
+        assert len(hits(target.sink)) == len(LONG_LINES)
     # About half of the file arrives: ~1000 lines, fifty chunks of 20 sent meanwhile.
     size = len("\n".join(LONG_LINES)) + 1
     logs.behave("/long.log", drop_after=size // 2)
     with pytest.raises(FetchError, match="connection broken"):
         index(target, logs, job, 500)
-    assert hits(target.sink, build) == []
+    assert hits(target.sink) == []
 
 
 def test_a_job_failing_before_its_first_document_keeps_the_previous_ones(
     target: Target, logs: LogServer
 ) -> None:
-    build = uuid.uuid4().hex
-    job = make_job(logs, "app.log", build)
+    job = make_job(logs, "app.log")
     index(target, logs, job, 2)
     logs.behave("/app.log", status=404)
     with pytest.raises(FetchError, match="404"):
         index(target, logs, job, 500)
-    assert_grouped_as(target.sink, build, 2)
+    assert_grouped_as(target.sink, 2)
 
 
 def app_documents(
@@ -206,18 +206,17 @@ def app_documents(
     return documents
 
 
-def test_documents_from_before_file_keys_are_replaced_too(target: Target, logs: LogServer) -> None:
-    # As an older worker wrote them: the same ids and fields, but no file key or run.
-    build = uuid.uuid4().hex
-    job = make_job(logs, "app.log", build)
-    legacy = [
-        Document(d.index, d.id, {k: v for k, v in d.source.items() if k != "file_key"})
-        for d in app_documents(target, job, 2, generation=0)
-    ]
+def test_documents_from_before_generations_are_replaced_too(
+    target: Target, logs: LogServer
+) -> None:
+    # As an older worker wrote them: the same ids and fields, but no generation.
+    job = make_job(logs, "app.log")
+    legacy = list(app_documents(target, job, 2, generation=0))
+    assert all("generation" not in document.source for document in legacy)
     assert target.sink.write(legacy).indexed == len(STARTS[2])
     target.sink.refresh()  # written long before: searchable by now
     index(target, logs, job, 500)
-    assert_grouped_as(target.sink, build, 500)
+    assert_grouped_as(target.sink, 500)
 
 
 # Concurrent runs of one file, interleaved step by step through the sink's interface,
@@ -229,54 +228,53 @@ def write_run(target: Target, job: Job, generation: int, max_event_lines: int) -
     return target.sink.write(app_documents(target, job, max_event_lines, generation))
 
 
-def two_runs(target: Target, logs: LogServer) -> tuple[str, Job, FileRun, FileRun]:
+def two_runs(target: Target, logs: LogServer) -> tuple[Job, FileRun, FileRun]:
     """A fresh build's app.log, and two runs of it begun: the older, then the newer."""
-    build = uuid.uuid4().hex
-    job = make_job(logs, "app.log", build)
+    job = make_job(logs, "app.log")
     older = target.sink.begin_file(file_run(job, 1_000))
     newer = target.sink.begin_file(file_run(job, 2_000))
-    return build, job, older, newer
+    return job, older, newer
 
 
 def test_an_older_run_finishing_last_leaves_the_newer_runs_documents(
     target: Target, logs: LogServer
 ) -> None:
-    build, job, older, newer = two_runs(target, logs)
+    job, older, newer = two_runs(target, logs)
     # The newer run writes and finishes first, then the older one writes its other
     # grouping: lines 1 and 8 are the newer run's already, 3, 5 and 7 are new ids.
     target.sink.replace_file(newer, write_run(target, job, newer.generation, 500))
     late = write_run(target, job, older.generation, 2)
     assert (late.indexed, late.superseded) == (3, 2)
     target.sink.replace_file(older, late)
-    assert_grouped_as(target.sink, build, 500)
+    assert_grouped_as(target.sink, 500)
 
 
 def test_a_newer_run_finishing_last_leaves_its_documents(target: Target, logs: LogServer) -> None:
-    build, job, older, newer = two_runs(target, logs)
+    job, older, newer = two_runs(target, logs)
     older_written = write_run(target, job, older.generation, 2)
     newer_written = write_run(target, job, newer.generation, 500)
     target.sink.replace_file(older, older_written)
     target.sink.replace_file(newer, newer_written)
-    assert_grouped_as(target.sink, build, 500)
+    assert_grouped_as(target.sink, 500)
 
 
 def test_a_run_whose_documents_a_failed_newer_run_removed_fails_too(
     target: Target, logs: LogServer
 ) -> None:
-    build, job, older, newer = two_runs(target, logs)
+    job, older, newer = two_runs(target, logs)
     older_written = write_run(target, job, older.generation, 2)
     write_run(target, job, newer.generation, 500)
     target.sink.discard_file(newer)  # the newer run failed: its and older documents go
     with pytest.raises(SinkError, match="removed meanwhile by another run"):
         target.sink.replace_file(older, older_written)
     target.sink.discard_file(older)
-    assert hits(target.sink, build) == []
+    assert hits(target.sink) == []
 
 
 def test_a_run_kept_out_by_a_newer_run_that_then_failed_leaves_all_or_nothing(
     target: Target, logs: LogServer
 ) -> None:
-    build, job, older, newer = two_runs(target, logs)
+    job, older, newer = two_runs(target, logs)
     write_run(target, job, newer.generation, 500)
     target.sink.discard_file(newer)
     # The older run writes after that. The engines keep a deleted id's version for a
@@ -289,7 +287,7 @@ def test_a_run_kept_out_by_a_newer_run_that_then_failed_leaves_all_or_nothing(
     except SinkError:
         assert written.superseded == 2
         target.sink.discard_file(older)
-        assert hits(target.sink, build) == []
+        assert hits(target.sink) == []
     else:
         assert written.superseded == 0
-        assert_grouped_as(target.sink, build, 2)
+        assert_grouped_as(target.sink, 2)

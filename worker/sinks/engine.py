@@ -229,14 +229,7 @@ class EngineSink:
 
     def delete_file(self, build_uuid: str, filename: str) -> int:
         """Remove a file's documents."""
-        query = {
-            "bool": {
-                "filter": [
-                    {"term": {"build_uuid": build_uuid}},
-                    {"term": {"filename": filename}},
-                ]
-            }
-        }
+        query = {"bool": {"filter": _of_build_file(build_uuid, filename)}}
         return self._delete_matching(query, filename)
 
     def begin_file(self, run: FileRun) -> FileRun:
@@ -296,26 +289,13 @@ class EngineSink:
 
     @staticmethod
     def _of_file(run: FileRun, condition: dict[str, Any]) -> dict[str, Any]:
-        """`condition` on the documents of the run's file: those with its key, and
-        (written before documents carried one) those of its build and filename."""
-        of_file: list[dict[str, Any]] = [{"term": {FILE_KEY_FIELD: run.key}}]
+        """`condition` on the documents of the run's file: those of its build and
+        filename, or, of no build, those with its key (see documents.FILE_KEY_FIELD)."""
         if run.build_uuid:
-            of_file.append(
-                {
-                    "bool": {
-                        "filter": [
-                            {"term": {"build_uuid": run.build_uuid}},
-                            {"term": {"filename": run.filename}},
-                        ],
-                        "must_not": {"exists": {"field": FILE_KEY_FIELD}},
-                    }
-                }
-            )
-        return {
-            "bool": {
-                "filter": [{"bool": {"should": of_file, "minimum_should_match": 1}}, condition]
-            }
-        }
+            of_file = _of_build_file(run.build_uuid, run.filename)
+        else:
+            of_file = [{"term": {FILE_KEY_FIELD: run.key}}]
+        return {"bool": {"filter": [*of_file, condition]}}
 
     def _count_of(self, query: dict[str, Any]) -> int:
         body = orjson.dumps({"query": query})
@@ -414,6 +394,10 @@ class EngineSink:
         if status >= 300:
             raise SinkError(f"{method} {path} failed: HTTP {status}: {reason(response)}")
         return response
+
+
+def _of_build_file(build_uuid: str, filename: str) -> list[dict[str, Any]]:
+    return [{"term": {"build_uuid": build_uuid}}, {"term": {"filename": filename}}]
 
 
 def _from_generation(operator: str, run: FileRun) -> dict[str, Any]:

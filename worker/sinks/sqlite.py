@@ -415,27 +415,26 @@ class SqliteSink:
         bounds = (f"{run.key}-", f"{run.key}.")
         try:
             with self._writing() as connection:
-                removed = connection.execute(
-                    f"DELETE FROM documents WHERE {_OF_FILE}"
-                    " AND (generation IS NULL OR generation < ?)",
-                    (*bounds, run.generation),
-                ).rowcount
-                newer, left = connection.execute(
-                    "SELECT count(*) FILTER (WHERE generation > ?),"
+                # One pass over the file's rows; a first run (the usual case) deletes none.
+                older, newer, left = connection.execute(
+                    "SELECT count(*) FILTER (WHERE generation IS NULL OR generation < ?),"
+                    " count(*) FILTER (WHERE generation > ?),"
                     " count(*) FILTER (WHERE generation = ?)"
                     f" FROM documents WHERE {_OF_FILE}",
-                    (run.generation, run.generation, *bounds),
+                    (run.generation, run.generation, run.generation, *bounds),
                 ).fetchone()
-                if newer:
-                    # A newer run has written the file and owns it (see EngineSink).
-                    return (
-                        removed
-                        + connection.execute(
-                            f"DELETE FROM documents WHERE {_OF_FILE} AND generation = ?",
-                            (*bounds, run.generation),
-                        ).rowcount
-                    )
-                check_complete(run, written, left)
+                if not newer:
+                    check_complete(run, written, left)
+                    if not older:
+                        return 0
+                # A newer run that has written the file owns it (see EngineSink): this
+                # run's documents go too.
+                stale = "<=" if newer else "<"
+                removed = connection.execute(
+                    f"DELETE FROM documents WHERE {_OF_FILE}"
+                    f" AND (generation IS NULL OR generation {stale} ?)",
+                    (*bounds, run.generation),
+                ).rowcount
                 return int(removed)
         except sqlite3.Error as exc:
             raise SinkError(
