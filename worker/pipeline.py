@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -21,7 +22,7 @@ from worker.formats import choose_format
 from worker.formats.base import ParseContext
 from worker.job import Job, JobSummary
 from worker.redact import mask_url, redact_events
-from worker.sinks.base import Sink
+from worker.sinks.base import Sink, WriteResult
 
 SNIFF_LINES = 50
 T = TypeVar("T")
@@ -32,28 +33,22 @@ def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
     summary = JobSummary(source_url=mask_url(job.source_url))  # logged and answered
     decode_stats = DecodeStats()
     event_stats = EventStats()
-    # This run's documents replace all of the file's, or none if it fails.
     run = sink.begin_file(file_run(job, time.time_ns()))
-    try:
-        with open_source(job.source_url, config.fetch) as source:
-            summary.format, documents = parse_documents(
-                source.chunks,
-                job,
-                config,
-                last_modified=source.last_modified,
-                decode_stats=decode_stats,
-                event_stats=event_stats,
-                generation=run.generation,
-            )
-            result = sink.write(counted(documents, summary))
-            summary.compressed_bytes = source.received
-        sink.replace_file(run, result)
-    except Exception as exc:
-        # A run that failed before its first document has changed nothing: the file's
-        # previous documents, if any, stay as they were.
-        if summary.documents:
-            discard(sink, run, exc)
-        raise
+    with (
+        replacing(sink, run, summary) as result,
+        open_source(job.source_url, config.fetch) as source,
+    ):
+        summary.format, documents = parse_documents(
+            source.chunks,
+            job,
+            config,
+            last_modified=source.last_modified,
+            decode_stats=decode_stats,
+            event_stats=event_stats,
+            generation=run.generation,
+        )
+        result.merge(sink.write(counted(documents, summary)))
+        summary.compressed_bytes = source.received
     summary.lines = decode_stats.lines
     summary.decompressed_bytes = decode_stats.bytes
     summary.truncated_lines = decode_stats.truncated
@@ -87,6 +82,22 @@ def parse_documents(
     )
     documents = build_documents(redact_events(events), job, config.sink.index_prefix, generation)
     return name, documents
+
+
+@contextmanager
+def replacing(sink: Sink, run: FileRun, summary: JobSummary) -> Iterator[WriteResult]:
+    """Around a run's writing, whose outcome goes in the WriteResult yielded: then the
+    run's documents replace all of the file's; if the run fails, none stays."""
+    written = WriteResult()
+    try:
+        yield written
+        sink.replace_file(run, written)
+    except Exception as exc:
+        # A run that failed before its first document has changed nothing: the file's
+        # previous documents, if any, stay as they were.
+        if summary.documents:
+            discard(sink, run, exc)
+        raise
 
 
 def discard(sink: Sink, run: FileRun, error: Exception) -> None:
