@@ -113,7 +113,7 @@ class _Running:
 
 @dataclass(slots=True)
 class Backfill:
-    submitter: Submitter
+    submitter: Submitter | None  # None for a dry run
     rules: Rules
     sink: Sink | None = None  # reads build summaries (skip) and removes stale files (force)
     force: bool = False
@@ -143,6 +143,9 @@ class Backfill:
         fields = build_fields(ref)
         result = BuildResult(BuildRef(ref.log_url, fields), "indexed")
         key = result.ref.key
+        if ref.problem:
+            result.status, result.reason = "failed", ref.problem
+            return result
         if key in self.checkpoint.done and not self.force:
             result.status, result.reason = "skipped", "in checkpoint"
             return result
@@ -160,7 +163,7 @@ class Backfill:
             result.status, result.reason = "failed", str(exc)
             return result
         result.files = len(plan.submissions)
-        if self.dry_run:
+        if self.dry_run or self.submitter is None:
             result.status = "planned"
             return result
         if self.force and previous is not None and self.sink is not None:
@@ -195,9 +198,11 @@ class Backfill:
         """Finish the builds whose jobs all have answers; checkpoint each at once, so a
         kill loses no finished build."""
         while self.running:
+            submitter = self.submitter
+            assert submitter is not None  # builds run only when they were submitted
             still = []
             for run in self.running:
-                if all([self.submitter.poll(pending, self.timeout) for pending in run.pending]):
+                if all([submitter.poll(pending, self.timeout) for pending in run.pending]):
                     finish(run.result, run.pending)
                     if run.result.status == "indexed":
                         self.checkpoint.record(run.result.ref.key)

@@ -28,6 +28,7 @@ from worker.errors import ConfigError, FetchError
 class BuildRef:
     log_url: str  # the build's log root
     fields: dict[str, Any] = field(default_factory=dict)  # document field names
+    problem: str = ""  # why the source could not read this build's record (it is not indexed)
 
     @property
     def key(self) -> str:
@@ -49,7 +50,7 @@ class ZuulFilters:
 def parse_time(value: str, option: str) -> datetime:
     try:
         moment = isoparse(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ConfigError(f"{option}: not an ISO-8601 date or time: {value!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -91,18 +92,23 @@ def _utc(value: Any) -> str | None:
     """Zuul writes naive UTC times ("2026-11-20T10:00:00"); make that explicit."""
     if not value:
         return None
-    moment = isoparse(str(value))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return parse_time(str(value), "end_time").astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _record_time(record: Mapping[str, Any]) -> datetime | None:
-    value = record.get("end_time") or record.get("start_time")
-    if not value:
-        return None
-    moment = isoparse(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    key = "end_time" if record.get("end_time") else "start_time"
+    return parse_time(str(record[key]), key) if record.get(key) else None
+
+
+def _zuul_build(record: Mapping[str, Any]) -> tuple[datetime | None, BuildRef]:
+    """A record's time and its build. An unreadable record is a build with a problem (and
+    no time, so no filter drops it): one bad record must not end a backfill."""
+    log_url = str(record.get("log_url") or "")
+    try:
+        return _record_time(record), BuildRef(log_url, zuul_build_fields(record))
+    except ConfigError as exc:
+        known = {"build_uuid": str(record["uuid"])} if record.get("uuid") else {}
+        return None, BuildRef(log_url, known, f"Zuul API record: {exc}")
 
 
 def builds_from_zuul(
@@ -145,7 +151,9 @@ def builds_from_zuul(
             raise FetchError(f"Zuul API {url}: expected a list of builds")
         older = 0
         for record in page:
-            moment = _record_time(record)
+            if not isinstance(record, Mapping):
+                raise FetchError(f"Zuul API {url}: a build record is not a JSON object")
+            moment, ref = _zuul_build(record)
             if moment is not None and filters.since is not None and moment < filters.since:
                 older += 1
                 continue
@@ -153,7 +161,7 @@ def builds_from_zuul(
                 continue
             if not record.get("log_url"):
                 continue  # a build that never ran (skipped, node failure) has no logs
-            yield BuildRef(str(record["log_url"]), zuul_build_fields(record))
+            yield ref
         if len(page) < page_size or (page and older == len(page)):
             return
         skip += len(page)

@@ -40,6 +40,9 @@ from worker.sinks import open_sink
 from worker.sinks.base import Sink
 
 DEFAULT_SINK = "sqlite:./logs.db"
+# submit --wait's default bound: a large build indexes in a few minutes; a CI hook must
+# not wait forever when no worker runs.
+SUBMIT_WAIT = 600.0
 # backfill's Zuul API filters -> an example value for --help
 ZUUL_FILTERS = {
     "job": "tempest-full",
@@ -82,8 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     submit = commands.add_parser(
         "submit",
         help="the job-completion hook: queue one push-log job per log file of a build",
-        description="Never fails the CI build: problems are warnings and the exit status "
-        "is 0, unless --strict.",
+        description="Never fails the CI build: any problem is one warning line on stderr and "
+        "the exit status is 0, unless --strict (one error line, non-zero status). Bounded in "
+        "time: a Gearman server is given up after --connect-timeout seconds unreachable or "
+        "without taking a job (a few seconds more to say why), and --wait waits at most "
+        "--timeout seconds for the answers.",
     )
     where = submit.add_argument_group("the build's logs (at least one)")
     where.add_argument("--log-url", help="URL of the build's log root on the log server")
@@ -101,9 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="give up reaching a Gearman server after SECONDS seconds (default: %(default)g)",
+        help="give up on a Gearman server not reached, or not taking a job, within SECONDS "
+        "seconds (default: %(default)g)",
     )
-    add_timeout_argument(submit, "with --wait: ")
+    add_timeout_argument(submit, "with --wait: ", default=SUBMIT_WAIT)
     add_metadata_arguments(submit)
     add_source_arguments(submit)
     submit.set_defaults(command=cmd_submit)
@@ -181,15 +188,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_timeout_argument(parser: argparse.ArgumentParser, when: str = "") -> None:
+def add_timeout_argument(
+    parser: argparse.ArgumentParser, when: str = "", default: float | None = None
+) -> None:
     """--timeout, worded the same on every command that waits for answers."""
     parser.add_argument(
         "--timeout",
         type=float,
-        default=None,
+        default=default,
         metavar="SECONDS",
         help=f"{when}give up on a file not answered within SECONDS seconds of its "
-        "submission (default: no limit)",
+        f"submission (default: {'no limit' if default is None else f'{default:g}'})",
     )
 
 
@@ -302,16 +311,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    # A log indexer must never fail the CI build it is called from: every problem is one
+    # line, and an error status only with --strict.
     try:
-        return submit(args)
+        problem, code = submit(args)
     except LogIndexerError as exc:
-        # A log indexer must never fail the CI build it is called from.
-        level = "error" if args.strict else "warning"
-        print(f"log-shipper submit: {level}: {mask_url(str(exc))}", file=sys.stderr)
-        return 2 if args.strict else 0
+        problem, code = str(exc), 2
+    except Exception as exc:  # a bug of ours must not fail the build either
+        problem, code = f"internal error: {type(exc).__name__}: {exc}", 2
+    if problem is None:
+        return 0
+    level = "error" if args.strict else "warning"
+    print(f"log-shipper submit: {level}: {mask_url(problem)}", file=sys.stderr)
+    return code if args.strict else 0
 
 
-def submit(args: argparse.Namespace) -> int:
+def submit(args: argparse.Namespace) -> tuple[str | None, int]:
+    """The hook's work: (the one-line problem or None, the exit status with --strict)."""
     if not args.log_url and not args.log_dir:
         raise ConfigError("give --log-url URL (the build's log root) and/or --log-dir DIR")
     listing_root = log_root_id(args.log_dir or args.log_url)
@@ -320,12 +336,12 @@ def submit(args: argparse.Namespace) -> int:
     plan = plan_build(listing_root, fields, rules_from(args), url_root=url_root)
     if args.dry_run:
         print_plan(plan, sys.stdout)
-        return 0
+        return None, 0
     if args.sink:
         local = url_root is None
         outcomes = run_locally(args, plan, [url_root or listing_root], local_files=local)
         print_report(outcomes, plan.skipped, sys.stdout)
-        return 1 if args.strict and not all(outcome.ok for outcome in outcomes) else 0
+        return failures(outcomes), 1
     if url_root is None:
         raise ConfigError("--log-dir alone needs --sink (workers elsewhere cannot read it)")
     config = load_config(args.config) if args.config else WorkerConfig()
@@ -339,10 +355,25 @@ def submit(args: argparse.Namespace) -> int:
     else:
         queued = sum(1 for outcome in outcomes if outcome.error is None)
         print(f"{queued} of {len(outcomes)} files queued for build {fields['build_uuid']}")
-    failed = [outcome for outcome in outcomes if outcome.error is not None]
-    for outcome in failed:
-        print(f"log-shipper submit: warning: {outcome.path}: {outcome.error}", file=sys.stderr)
-    return 1 if args.strict and (failed or not all(o.ok for o in outcomes if args.wait)) else 0
+    return failures(outcomes), 1
+
+
+def failures(outcomes: Sequence[Outcome]) -> str | None:
+    """One line for every file that went wrong, by reason, naming the first file of each."""
+    by_reason: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        if outcome.error is not None:
+            by_reason.setdefault(outcome.error, []).append(outcome.path)
+        elif outcome.summary is not None and outcome.summary.failed:
+            by_reason.setdefault("documents refused by the sink", []).append(outcome.path)
+    if not by_reason:
+        return None
+    count = sum(len(paths) for paths in by_reason.values())
+    parts = [
+        f"{reason} ({paths[0]}{f' and {len(paths) - 1} more' if len(paths) > 1 else ''})"
+        for reason, paths in by_reason.items()
+    ]
+    return f"{count} of {len(outcomes)} files not indexed: {'; '.join(parts)}"
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -350,7 +381,9 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     rules = rules_from(args)
     allow = [args.log_root_url] if args.log_root_url else []
     progress = Progress(sys.stderr)
-    if args.sink:
+    if args.dry_run:
+        report = dry_run_backfill(args, builds, rules, progress)
+    elif args.sink:
         config = local_config(args, allow, local_files=False)
         if not config.fetch.allow:
             raise ConfigError("backfill --sink needs --allow URL_PREFIX (the log server)")
@@ -378,6 +411,22 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return 1 if report.count("failed") else 0
 
 
+def dry_run_backfill(
+    args: argparse.Namespace, builds: Iterable[BuildRef], rules: Rules, progress: Progress
+) -> BackfillReport:
+    """List the builds and their plans: no Gearman server, no worker, nothing written
+    (the sink, when one is given, is only read to skip fully indexed builds)."""
+    sink = None
+    if args.sink or args.config:
+        config = worker_config(args).sink
+        sink = open_sink(config.url, dataclasses.replace(config, install_template=False))
+    try:
+        return run_backfill(args, builds, rules, None, sink, progress)
+    finally:
+        if sink is not None:
+            sink.close()
+
+
 def build_source(args: argparse.Namespace) -> Iterator[BuildRef]:
     if args.zuul_api:
         filters = ZuulFilters(
@@ -399,7 +448,7 @@ def run_backfill(
     args: argparse.Namespace,
     builds: Iterable[BuildRef],
     rules: Rules,
-    submitter: Submitter,
+    submitter: Submitter | None,
     sink: Sink | None,
     progress: Progress,
 ) -> BackfillReport:

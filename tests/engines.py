@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import urllib.request
+import uuid
 from collections.abc import Sequence
 
 from tests.paths import REPO
@@ -35,8 +36,24 @@ def start_engine(name: str) -> str:
     return url
 
 
+# This session's part of every index name the tests write, so that sessions running at
+# once (two checkouts, a developer's run beside CI) never delete each other's indices.
+SESSION = uuid.uuid4().hex[:8]
 # Index patterns the tests write under (each test adds its own random part).
-TEST_INDICES = ("test-*", "sinktest-*", "e2e-*", "builds-e2e-*", "ci-log-builds-test-*")
+TEST_INDICES = tuple(
+    f"{kind}-{SESSION}-*"
+    for kind in ("test", "sinktest", "e2e", "builds-e2e", "ci-log-builds-test")
+)
+
+
+def index_prefix(kind: str = "test") -> str:
+    """A fresh index prefix of this session for one test: `kind` is one of TEST_INDICES'."""
+    return f"{kind}-{SESSION}-{uuid.uuid4().hex[:12]}-"
+
+
+def build_index_for(prefix: str) -> str:
+    """A build index of this session beside `prefix`, outside the prefix's pattern."""
+    return f"ci-log-builds-{prefix.strip('-')}"
 
 
 def delete_indices(base_url: str, patterns: Sequence[str]) -> int:

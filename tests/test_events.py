@@ -70,7 +70,9 @@ def test_trace_lines_join_the_error_before_them() -> None:
     assert delete_failed.line_count == 1 + traces
     assert "Traceback (most recent call last):" in delete_failed.message
     expected = ["delete failed"] + [trace_message(t) for t in lines[1855 : 1855 + traces]]
-    assert delete_failed.message == "\n".join(expected)
+    # The last TRACE line is the bare prefix: counted, but the message does not end in "\n".
+    assert expected[-1] == ""
+    assert delete_failed.message == "\n".join(expected[:-1])
     assert delete_failed.fields["loglevel"] == "ERROR"
     assert delete_failed.timestamp == "2013-09-27T18:23:42.923Z"
 
@@ -265,3 +267,77 @@ def test_truncated_line_marks_its_event() -> None:
     for event in events:
         covered = lines[event.line_number - 1851 : event.line_number - 1851 + event.line_count]
         assert event.truncated == any(len(text) > 120 for text in covered)
+
+
+# oslo.log since 1.2, written from its defaults (the corpus has only TRACE tracebacks):
+# every traceback line repeats "<ts> <pid> ERROR <module> <instance>".
+UUID = "3f2a6b1c-9d8e-4f7a-b6c5-d4e3f2a1b0c9"
+ERROR = f"2024-05-02 10:01:02.345 812 ERROR nova.compute.manager [instance: {UUID}] "
+FRAMES = [
+    "Traceback (most recent call last):",
+    '  File "/opt/stack/nova/nova/compute/manager.py", line 2743, in _build_resources',
+    "    yield resources",
+    '  File "/opt/stack/nova/nova/virt/libvirt/driver.py", line 4411, in spawn',
+    '    raise ValueError("boom")',
+    "ValueError: boom",
+]
+MODERN = [
+    "2024-05-02 10:01:02.311 812 INFO nova.compute.claims [None req-a8d1 admin admin - - -] "
+    f"[instance: {UUID}] Claim successful on node devstack",
+    "2024-05-02 10:01:02.345 812 ERROR nova.compute.manager [None req-a8d1 admin admin - - -] "
+    f"[instance: {UUID}] Instance failed to spawn: ValueError: boom",
+    *(ERROR + frame for frame in FRAMES),
+    ERROR,
+    "2024-05-02 10:01:02.345 812 ERROR nova.compute.manager [-] Giving up",
+]
+
+
+def test_a_traceback_with_repeated_error_prefixes_is_one_event_with_its_context() -> None:
+    stats = EventStats()
+    events = events_of(MODERN, stats=stats, reference=datetime(2024, 5, 3, tzinfo=UTC))
+    assert [(e.line_number, e.line_count) for e in events] == [(1, 1), (2, 8), (10, 1)]
+    failed = events[1]
+    assert failed.message == "\n".join(["Instance failed to spawn: ValueError: boom", *FRAMES])
+    assert failed.fields == {
+        "loglevel": "ERROR",
+        "module": "nova.compute.manager",
+        "pid": "812",
+        "request_id": "req-a8d1",
+        "instance": UUID,
+    }
+    assert failed.timestamp == "2024-05-02T10:01:02.345Z"
+    assert events[2].message == "Giving up"
+    assert stats.blank == 0
+
+
+def test_a_traceback_of_another_process_starts_its_own_event() -> None:
+    # The message line is another process's: the traceback cannot belong to it, and
+    # keeps the instance of its own prefix.
+    other = MODERN[1].replace(" 812 ", " 813 ", 1)
+    events = events_of([other, *MODERN[2:9]], reference=datetime(2024, 5, 3, tzinfo=UTC))
+    assert [(e.line_number, e.line_count) for e in events] == [(1, 1), (2, 7)]
+    assert events[1].message == "\n".join(FRAMES)
+    assert events[1].fields == {
+        "loglevel": "ERROR",
+        "module": "nova.compute.manager",
+        "pid": "812",
+        "instance": UUID,
+    }
+
+
+def test_a_journald_traceback_with_repeated_error_prefixes_is_one_event() -> None:
+    journal = "May 02 10:01:02.{} devstack nova-compute[812]: "
+    head = f"ERROR nova.compute.manager [instance: {UUID}] "
+    lines = [
+        journal.format("345001")
+        + f"ERROR nova.compute.manager [None req-a8d1 admin admin] [instance: {UUID}] failed",
+        *(journal.format(f"{345100 + n}") + head + frame for n, frame in enumerate(FRAMES)),
+        journal.format("345200") + head.rstrip(),
+        journal.format("345300") + "INFO nova.compute.manager [-] Took 0.1 seconds",
+    ]
+    events = events_of(lines, syslog, reference=datetime(2024, 5, 3, tzinfo=UTC))
+    assert [(e.line_number, e.line_count) for e in events] == [(1, 8), (9, 1)]
+    assert events[0].message == "\n".join(["failed", *FRAMES])
+    assert events[0].fields["instance"] == UUID
+    assert events[0].fields["request_id"] == "req-a8d1"
+    assert events[0].timestamp == "2024-05-02T10:01:02.345001Z"

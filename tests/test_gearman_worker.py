@@ -46,12 +46,15 @@ class Running:
 
 
 @pytest.fixture
-def worker(server: LogServer, gearman: gear.Server, tmp_path: Path) -> Iterator[Running]:
-    address = f"127.0.0.1:{gearman.port}"
-    sink_url = f"sqlite:{tmp_path / 'logs.db'}"
-    config = WorkerConfig(
-        gearman=(address,),
-        sink=SinkConfig(url=sink_url),
+def worker_config(server: LogServer, gearman: gear.Server, tmp_path: Path) -> WorkerConfig:
+    """The configuration of `worker`; a test module may override this fixture."""
+    return make_worker_config(server, gearman, tmp_path)
+
+
+def make_worker_config(server: LogServer, gearman: gear.Server, tmp_path: Path) -> WorkerConfig:
+    return WorkerConfig(
+        gearman=(f"127.0.0.1:{gearman.port}",),
+        sink=SinkConfig(url=f"sqlite:{tmp_path / 'logs.db'}"),
         fetch=FetchConfig(
             allow=(server.base_url + "/",),
             connect_timeout=2.0,
@@ -60,6 +63,12 @@ def worker(server: LogServer, gearman: gear.Server, tmp_path: Path) -> Iterator[
             backoff=0.01,
         ),
     )
+
+
+@pytest.fixture
+def worker(worker_config: WorkerConfig) -> Iterator[Running]:
+    config = worker_config
+    address, sink_url = config.gearman[0], config.sink.url
     sink = open_sink(sink_url, config.sink)
     sink.prepare()
     log_worker = LogWorker(config, sink, name="test-worker")

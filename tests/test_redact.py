@@ -14,8 +14,18 @@ from pathlib import Path
 import pytest
 
 from tests.paths import CORPUS
+from worker.config import load_config, parse_config
+from worker.errors import ConfigError
 from worker.events import Event
-from worker.redact import MASK, mask_url, redact_events, redact_text
+from worker.redact import (
+    MASK,
+    RedactConfig,
+    Redactor,
+    mask_url,
+    parse_redact_config,
+    redact_events,
+    redact_text,
+)
 
 LOGANALYZE = CORPUS / "os-loganalyze"
 SCREEN_C_API = LOGANALYZE / "screen-c-api.txt"
@@ -286,3 +296,272 @@ def test_secrets_on_any_line_of_a_multi_line_message_are_masked() -> None:
 )
 def test_mask_url_hides_the_userinfo_of_every_url(text: str, masked: str) -> None:
     assert mask_url(text) == masked
+
+
+# --- the forms point 8 of issue 10 found leaking, planted in real corpus lines -------------
+
+GHP = "ghp_" + "a1B2c3D4e5F6g7H8i9J0" + "k1L2m3N4o5P6q7R8"  # ghp_ and 36 characters
+PAT = "github_pat_11ABCDEFG0" + "1234567890AbCd_" + "EfGhIjKlMnOpQrStUvWxYz0123456789abcdefghij"
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+# (what is planted, the secret in it, what it must become): written by hand.
+PLANTED = [
+    ("--password Tr0ub4dor3", "Tr0ub4dor3", f"--password {MASK}"),
+    ("--os-password Tr0ub4dor3", "Tr0ub4dor3", f"--os-password {MASK}"),
+    ("--os-token 0f1e2d3c4b5a", "0f1e2d3c4b5a", f"--os-token {MASK}"),
+    (f"aws_secret_access_key = {AWS_SECRET}", AWS_SECRET, f"aws_secret_access_key = {MASK}"),
+    (f"AWS_SECRET_ACCESS_KEY={AWS_SECRET}", AWS_SECRET, f"AWS_SECRET_ACCESS_KEY={MASK}"),
+    ("SECRET_KEY=dj4ngo-k3y-x", "dj4ngo-k3y-x", f"SECRET_KEY={MASK}"),
+    (f"pushing with {GHP} now", GHP[4:], f"pushing with ghp_{MASK} now"),
+    (f"pushing with {PAT} now", PAT[11:], f"pushing with github_pat_{MASK} now"),
+    ('password: "correct horse battery"', "horse battery", f'password: "{MASK}"'),
+    ("password: 'correct horse battery'", "horse battery", f"password: '{MASK}'"),
+    ("mysql -uroot -pTr0ub4dor3 -h127.0.0.1", "Tr0ub4dor3", f"mysql -uroot -p{MASK} -h127.0.0.1"),
+    (
+        "iniset /etc/nova/nova.conf keystone_authtoken admin_password Tr0ub4dor3",
+        "Tr0ub4dor3",
+        f"iniset /etc/nova/nova.conf keystone_authtoken admin_password {MASK}",
+    ),
+    (
+        "iniset -sudo /etc/glance/glance-api.conf DEFAULT swift_store_key 'correct horse'",
+        "correct horse",
+        f"iniset -sudo /etc/glance/glance-api.conf DEFAULT swift_store_key '{MASK}'",
+    ),
+    (
+        "GRANT ALL ON *.* TO 'root'@'%' IDENTIFIED BY 'Tr0ub4dor3';",
+        "Tr0ub4dor3",
+        f"GRANT ALL ON *.* TO 'root'@'%' IDENTIFIED BY '{MASK}';",
+    ),
+]
+
+
+def real_lines() -> list[str]:
+    """Ordinary lines of three formats, each free of anything secret-like."""
+    picked: list[str] = []
+    for path in (SCREEN_N_API, CONSOLE_HTML, DEVSTACKLOG):
+        ordinary = [line for line in lines_of(path) if line and not SUSPECT.search(line)]
+        picked += ordinary[100:103]
+    return picked
+
+
+@pytest.mark.parametrize(("planted", "secret", "masked"), PLANTED)
+def test_planted_secrets_in_real_lines_are_masked_and_the_rest_kept(
+    planted: str, secret: str, masked: str
+) -> None:
+    lines = real_lines()
+    assert len(lines) == 9
+    for line in lines:
+        head, tail = line[: len(line) // 2], line[len(line) // 2 :]
+        for text, expected in (
+            (f"{line} {planted}", f"{line} {masked}"),
+            (f"{head} {planted} {tail}", f"{head} {masked} {tail}"),
+        ):
+            redacted = redact_text(text)
+            assert secret not in redacted
+            assert redacted == expected
+
+
+def test_devstack_iniset_and_mysql_lines_keep_everything_but_the_value() -> None:
+    iniset = re.compile(r"^(.* \++ iniset \S+ \S+ \S+ )(secret|111222333444)$")
+    mysql = re.compile(r"^(.* mysql -uroot -p)(secret)( .*)$")
+    found = 0
+    for line in lines_of(DEVSTACKLOG):
+        if match := iniset.match(line):
+            assert redact_text(line) == match.group(1) + MASK
+            found += 1
+        elif match := mysql.match(line):
+            # The GRANT line also says: identified by '\''secret'\''
+            expected = (
+                match.group(1)
+                + MASK
+                + match.group(3).replace("'\\''secret'\\''", f"'\\''{MASK}'\\''")
+            )
+            assert redact_text(line) == expected
+            found += 1
+    assert found == 22 + 13  # as issue 10 counts them
+
+
+def test_an_unclosed_quote_masks_the_first_word() -> None:
+    assert redact_text('password: "correct horse') == f'password: "{MASK} horse'
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "mkdir -p /opt/stack -printf x",  # -p outside a mysql command
+        "nova root-password",  # an option name without a value
+        "+ '[' -n secret ']'",  # nothing says it is one
+        "keystone_authtoken admin_password secret",  # no iniset
+        "github is through here",
+        "ghp_short",
+        "-----END RSA PRIVATE KEY-----",
+    ],
+)
+def test_lookalikes_are_kept(line: str) -> None:
+    assert redact_text(line) == line
+
+
+# --- fields --------------------------------------------------------------------------------
+
+
+def test_every_string_field_is_redacted_without_changing_the_formats_dict() -> None:
+    fields = {"request": "/v3/auth?password=hunter2&token=s3cr3t", "verb": "GET", "pid": "7"}
+    events = [Event(1, "2013-09-27T18:30:41.142Z", "GET /v3/auth", fields)]
+    (event,) = Redactor().events(events)
+    assert event.fields == {
+        "request": f"/v3/auth?password={MASK}&token={MASK}",
+        "verb": "GET",
+        "pid": "7",
+    }
+    assert fields["request"] == "/v3/auth?password=hunter2&token=s3cr3t"  # shared, kept
+
+
+def test_a_dict_shared_by_lines_gives_one_redacted_dict() -> None:
+    fields = {"module": "x", "request_id": "token=abc"}
+    events = [Event(n, "2013-09-27T18:30:41.142Z", "m", fields) for n in (1, 2)]
+    first, second = Redactor().events(events)
+    assert first.fields == second.fields == {"module": "x", "request_id": f"token={MASK}"}
+    clean = {"module": "x"}
+    (third,) = Redactor().events([Event(3, "2013-09-27T18:30:41.142Z", "m", clean)])
+    assert third.fields is clean
+
+
+# --- private-key blocks ----------------------------------------------------------------------
+
+KEY_BODY = [
+    "MIIEowIBAAKCAQEA2a2rwplBQLzHPZe5TNJNQhEy0S9bvqUczTKQ3hlR4GZJeqQn",
+    "6QUPeoYqcfx1LYuIpDlPzsvEk4fEO0hPclv2cMO4M9eR8l6QO2WzPQcmCDD+yH1m",
+    "kKzBB9wQdLKRJTLbYMRhPZ0x0D8nnjbD8XCk0fswm8yJ==",
+]
+BLOCK = ["-----BEGIN RSA PRIVATE KEY-----", *KEY_BODY, "-----END RSA PRIVATE KEY-----"]
+MASKED_BLOCK = [BLOCK[0], MASK, MASK, MASK, BLOCK[-1]]
+
+
+def test_a_key_block_in_one_event_is_masked_line_by_line() -> None:
+    message = "\n".join(["cat /etc/ssh/id_rsa", *BLOCK, "done"])
+    expected = "\n".join(["cat /etc/ssh/id_rsa", *MASKED_BLOCK, "done"])
+    assert redact_text(message) == expected
+    (event,) = Redactor().events([Event(1, "2013-09-27T18:30:41.142Z", message)])
+    assert event.message == expected
+
+
+def test_a_key_block_spread_over_events_is_masked_to_its_end() -> None:
+    lines = ["cat id_rsa", *BLOCK, "after the key", "MIIEowIBAAKCAQEA"]
+    events = [Event(n, "2013-09-27T18:30:41.142Z", text) for n, text in enumerate(lines, 1)]
+    out = [event.message for event in Redactor().events(events)]
+    # Base64 after the block's end is no key material of that block.
+    assert out == ["cat id_rsa", *MASKED_BLOCK, "after the key", "MIIEowIBAAKCAQEA"]
+
+
+@pytest.mark.parametrize(
+    ("body", "masked"),
+    [
+        (f'  "{KEY_BODY[0]}\\n",', f'  "{MASK}\\n",'),  # a JSON list of lines
+        (f"    {KEY_BODY[0]}", f"    {MASK}"),  # YAML block scalar
+        ("Proc-Type: 4,ENCRYPTED", MASK),  # RFC 1421 headers of an encrypted key
+        ("", ""),
+    ],
+)
+def test_key_lines_quoted_or_indented_are_masked(body: str, masked: str) -> None:
+    events = [
+        Event(n, "2013-09-27T18:30:41.142Z", text)
+        for n, text in enumerate([BLOCK[0], body, KEY_BODY[1], BLOCK[-1]], 1)
+    ]
+    out = [event.message for event in Redactor().events(events)]
+    assert out == [BLOCK[0], masked, MASK, BLOCK[-1]]
+
+
+def test_a_block_without_its_end_stops_at_the_first_line_that_is_no_key() -> None:
+    lines = [BLOCK[0], KEY_BODY[0], "2013-09-27 ERROR: log truncated (32 lines dropped)", "ok"]
+    events = [Event(n, "2013-09-27T18:30:41.142Z", text) for n, text in enumerate(lines, 1)]
+    out = [event.message for event in Redactor().events(events)]
+    assert out == [BLOCK[0], MASK, lines[2], "ok"]
+
+
+def test_a_key_on_one_line_is_masked_between_its_markers() -> None:
+    line = f'{{"key": "{BLOCK[0]}\\n{KEY_BODY[0]}\\n{BLOCK[-1]}\\n", "name": "deploy"}}'
+    expected = f'{{"key": "{BLOCK[0]}{MASK}{BLOCK[-1]}\\n", "name": "deploy"}}'
+    assert redact_text(line) == expected
+
+
+def test_each_file_starts_with_no_block_open() -> None:
+    Redactor().events([Event(1, "2013-09-27T18:30:41.142Z", BLOCK[0])])
+    (event,) = Redactor().events([Event(1, "2013-09-27T18:30:41.142Z", "ok")])
+    assert event.message == "ok"
+
+
+# --- the table from the configuration ------------------------------------------------------
+
+
+def test_extra_rules_apply_after_the_built_in_ones() -> None:
+    config = parse_redact_config(
+        {
+            "extra": [
+                {"name": "corp", "guard": "corp_", "pattern": r"corp_(?P<secret>[A-Za-z0-9]{12})"},
+                {"name": "pin", "guard": "pin", "pattern": r"pin (\d{4})", "ignore_case": True},
+            ]
+        }
+    )
+    rules = config.rules
+    line = "using corp_a1b2c3d4e5f6 with PIN 1234 and password=x"
+    assert redact_text(line, rules) == f"using corp_{MASK} with {MASK} and password={MASK}"
+
+
+def test_the_built_in_rules_can_be_turned_off() -> None:
+    rules = parse_redact_config({"builtin": False}).rules
+    assert redact_text("password=x", rules) == "password=x"
+    assert (
+        redact_text(BLOCK[0] + KEY_BODY[0] + BLOCK[-1], rules) == BLOCK[0] + KEY_BODY[0] + BLOCK[-1]
+    )
+    assert parse_redact_config(None) == RedactConfig()
+    assert parse_redact_config(None).builtin
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ([], "redact must be a mapping"),
+        ({"extras": []}, "redact.extras: unknown key"),
+        ({"builtin": "yes"}, "redact.builtin must be true or false"),
+        ({"extra": {"name": "x"}}, "redact.extra must be a list of rules"),
+        ({"extra": ["x"]}, "redact.extra[0] must be a mapping"),
+        ({"extra": [{"name": "x", "guard": "g"}]}, "redact.extra[0].pattern must be a non-empty"),
+        ({"extra": [{"name": "x", "guard": "", "pattern": "g"}]}, "redact.extra[0].guard must be"),
+        (
+            {"extra": [{"name": "x", "guard": "g", "pattern": "g(", "flags": "i"}]},
+            "redact.extra[0].flags: unknown key",
+        ),
+        (
+            {"extra": [{"name": "x", "guard": "g", "pattern": "g("}]},
+            "redact.extra[0].pattern: 'g(' does not compile: missing ), unterminated subpattern",
+        ),
+        (
+            {"extra": [{"name": "x", "guard": "g", "pattern": "g*"}]},
+            "redact.extra[0].pattern: 'g*' matches the empty string",
+        ),
+        (
+            {"extra": [{"name": "token", "guard": "g", "pattern": "g"}]},
+            "redact.extra[0].name: 'token' is already a rule's name",
+        ),
+    ],
+)
+def test_configuration_mistakes_name_the_key(raw: object, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_redact_config(raw)
+    assert str(caught.value).startswith(problem)
+
+
+def test_a_pattern_that_does_not_compile_names_the_file_and_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "worker.yaml"
+    path.write_text("redact:\n  extra:\n    - {name: corp, guard: corp_, pattern: 'corp_[a-z'}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: redact.extra[0].pattern: 'corp_[a-z' does not compile")
+    assert "\n" not in message
+
+
+def test_the_worker_configuration_carries_the_rules() -> None:
+    config = parse_config({"redact": {"extra": [{"name": "c", "guard": "c_", "pattern": "c_x"}]}})
+    assert [rule.name for rule in config.redact.extra] == ["c"]
+    assert parse_config({}).redact == RedactConfig()

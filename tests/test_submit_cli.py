@@ -5,13 +5,15 @@ warnings and exit 0, unless --strict."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ SELECTED = {
     "logs/devstack@c-api.service.log.txt": "os-loganalyze/devstack@c-api.service.log.txt",
     "logs/devstack@c-vol.service.log.txt": "os-loganalyze/devstack@c-vol.service.log.txt",
 }
-# devstacklog.txt has lone \r line ends (progress bars): the line count must see them.
+# devstacklog.txt has lone \r inside lines (progress bars): they are text, not line ends.
 WITH_CR = {**SELECTED, "logs/devstacklog.txt.gz": "os-loganalyze/devstacklog.txt.gz"}
 # Files the rules skip -> (corpus file copied there, part of the reason printed).
 SKIPPED: dict[str, tuple[str, str]] = {
@@ -222,6 +224,29 @@ def run_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[st
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
+def interrupt(
+    process: subprocess.Popen[str],
+    ready: Callable[[], bool],
+    act: Callable[[], None],
+    within: float = WAIT,
+) -> subprocess.CompletedProcess[str]:
+    """Once `ready()` (within `within` seconds) while `process` runs, `act()`; then the
+    process's end (killed if it does not end within WAIT seconds, which fails the test)."""
+    try:
+        deadline = time.monotonic() + within
+        while not ready():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"{ready.__name__}: never within {within:g}s"
+            time.sleep(0.02)
+        act()
+        stdout, stderr = process.communicate(timeout=WAIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 # --- dry run ------------------------------------------------------------------------------
 
 
@@ -278,25 +303,166 @@ def test_missing_job_name_is_one_warning_line_or_exit_2_with_strict(
     assert "build_uuid" not in line  # derived from the log root
 
 
+# Peers that are not a working Gearman server, each a real listener on 127.0.0.1 (or a
+# name that cannot resolve), and a word of the one line that must explain it.
+def _ssh_banner(conn: socket.socket) -> None:
+    conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
+
+
+def _http_answer(conn: socket.socket) -> None:
+    conn.recv(4096)
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+
+def _silent(conn: socket.socket) -> None:
+    pass
+
+
+PEERS: dict[str, tuple[Any, str]] = {
+    "closed port": (None, "connection refused"),
+    "unresolvable name": ("nonexistent.invalid", "cannot resolve 'nonexistent.invalid'"),
+    "ssh banner": (_ssh_banner, "not a Gearman server (it answered b'SSH-2.0-Open"),
+    "http answer": (_http_answer, "not a Gearman server (it answered b'HTTP/1.1 400"),
+    "silent": (_silent, "accepted the connection but gave no Gearman answer"),
+}
+
+
+@contextmanager
+def listener(greet: Any) -> Iterator[int]:
+    """A TCP server on a free port: each connection gets `greet(conn)`, then is held open
+    (its input read and dropped) until the server stops; yields the port."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def serve(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            greet(conn)
+            while conn.recv(4096):
+                pass
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                held.append(conn)
+                threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+@contextmanager
+def peer(kind: str) -> Iterator[str]:
+    behaviour, _ = PEERS[kind]
+    if behaviour is None:
+        yield f"127.0.0.1:{free_port()}"
+    elif isinstance(behaviour, str):
+        yield f"{behaviour}:4730"
+    else:
+        with listener(behaviour) as port:
+            yield f"127.0.0.1:{port}"
+
+
+def assert_one_line(result: subprocess.CompletedProcess[str], strict: bool) -> str:
+    """The hook's failure contract: one stderr line, no traceback, a small output."""
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    assert len(result.stderr) < 1000 and len(result.stdout) < 2000, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"log-shipper submit: {'error' if strict else 'warning'}: "), line
+    return line
+
+
+@pytest.mark.timeout(60)  # the command's bound: it returns, whatever the peer does
 @pytest.mark.parametrize("strict", [False, True])
-def test_unreachable_gearman_is_a_warning_or_exit_2_with_strict(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], strict: bool
+@pytest.mark.parametrize("kind", list(PEERS))
+def test_no_gearman_server_is_one_warning_line_or_exit_2_with_strict(
+    tmp_path: Path, kind: str, strict: bool
 ) -> None:
     root = tree(tmp_path / "logs", skipped=False)
-    closed = free_port()
-    args = ["submit", "--log-url", "https://logs.example.org/build/", "--log-dir", str(root)]
-    args += ["--gearman", f"127.0.0.1:{closed}", "--connect-timeout", "1", "--job-name", "j"]
+    with peer(kind) as address:
+        args = ["submit", "--log-url", "https://logs.example.org/build/", "--log-dir", str(root)]
+        args += ["--gearman", address, "--connect-timeout", "2", "--job-name", "j"]
 
-    started = time.monotonic()
-    code = main([*args, *(["--strict"] if strict else [])])
-    out, err = capsys.readouterr()
+        result = run_cli(*args, *(["--strict"] if strict else []))
 
-    assert time.monotonic() - started < 10
-    assert code == (2 if strict else 0), err
-    assert out == ""
-    [line] = err.splitlines()
-    assert line.startswith(f"log-shipper submit: {'error' if strict else 'warning'}: "), line
-    assert f"127.0.0.1:{closed}" in line and "no Gearman server reachable" in line
+    assert result.returncode == (2 if strict else 0), result.stderr
+    assert result.stdout == ""
+    line = assert_one_line(result, strict)
+    assert "no Gearman server reachable within 2s" in line, line
+    assert f"{address}: {PEERS[kind][1]}" in line, line
+
+
+# --- a real gearmand and a worker elsewhere: failures ---------------------------------------
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("strict", [False, True])
+def test_gearmand_killed_while_submitting_is_one_warning_line(
+    gearmand: Gearmand, tmp_path: Path, strict: bool
+) -> None:
+    files = 4000  # enough to be submitting still when gearmand is killed
+    root = tmp_path / "build"
+    (root / "logs").mkdir(parents=True)
+    for number in range(files):
+        (root / "logs" / f"screen-n-{number}.txt").write_text("one line\n")
+    process = start_cli(
+        "submit",
+        *("--log-url", "https://logs.example.org/build/", "--log-dir", str(root)),
+        *("--gearman", gearmand.address, "--connect-timeout", "2", "--job-name", "j"),
+        *(["--strict"] if strict else []),
+    )
+
+    def submitting() -> bool:
+        return queue_status(gearmand.port).get(FUNCTION_NAME, (0, 0, 0))[0] > 0
+
+    result = interrupt(process, submitting, gearmand.kill, within=60.0)  # a busy machine
+
+    stdout = result.stdout
+    assert result.returncode == (1 if strict else 0), result.stderr
+    queued = re.fullmatch(rf"(\d+) of {files} files queued for build \w+\n", stdout)
+    assert queued is not None, stdout
+    lost = files - int(queued.group(1))
+    assert 0 < lost < files, stdout  # killed while submitting, not before or after
+    line = assert_one_line(result, strict)
+    assert f": {lost} of {files} files not indexed: not submitted: " in line, line
+    assert " more)" in line, line
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("strict", [False, True])
+def test_wait_with_no_worker_gives_up_after_the_timeout_with_one_warning_line(
+    gearmand: Gearmand, served: tuple[LogServer, Path], strict: bool
+) -> None:
+    args = submit_args(served, "--gearman", gearmand.address, "--wait", "--timeout", "1")
+
+    result = run_cli(*args, *(["--strict"] if strict else []))
+
+    assert result.returncode == (1 if strict else 0), result.stderr
+    line = assert_one_line(result, strict)
+    n = len(SELECTED)
+    assert f": {n} of {n} files not indexed: no answer within 1s (" in line, line
+    assert line.endswith(f" and {n - 1} more)"), line
+    rows = report_rows(result.stdout)
+    for path in SELECTED:
+        assert rows[path].endswith("FAILED: no answer within 1s"), rows[path]
+
+
+def test_help_states_the_time_bounds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["submit", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+
+    assert "given up after --connect-timeout seconds" in text
+    assert "--wait waits at most --timeout seconds" in text
+    wait = "--wait: give up on a file not answered within SECONDS seconds of its submission"
+    assert f"{wait} (default: 600)" in text
+    assert "not taking a job, within SECONDS seconds (default: 10)" in text
 
 
 # --- in-process worker (--sink) -----------------------------------------------------------
@@ -417,26 +583,17 @@ def test_gearmand_going_away_during_a_wait_is_a_warning_not_a_hang(
             "--gearman", gearmand.address,
             "--zuul-inventory", str(INVENTORY),
         )  # fmt: skip
-        try:
-            deadline = time.monotonic() + WAIT
-            while server.hits[f"/build/{slow}"] == 0:  # the worker has the slow job
-                assert process.poll() is None, process.communicate()
-                assert time.monotonic() < deadline, "the worker never fetched the slow file"
-                time.sleep(0.05)
-            gearmand.kill() if how == "kill" else gearmand.stop()
-            stdout, stderr = process.communicate(timeout=WAIT)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
 
-    assert process.returncode == 0, stderr
-    assert "Traceback" not in stderr, stderr
-    warnings = stderr.splitlines()
-    assert warnings, "no warning about the lost server"
-    assert all(line.startswith("log-shipper submit: warning: ") for line in warnings), stderr
-    assert any(slow in line and "went away" in line for line in warnings), stderr
-    assert "FAILED" in report_rows(stdout)[slow], stdout
+        def worker_has_the_slow_job() -> bool:
+            return server.hits[f"/build/{slow}"] > 0
+
+        stop = gearmand.kill if how == "kill" else gearmand.stop
+        result = interrupt(process, worker_has_the_slow_job, stop)
+
+    assert result.returncode == 0, result.stderr
+    line = assert_one_line(result, strict=False)
+    assert "the Gearman server went away before the job finished" in line, line
+    assert "FAILED: the Gearman server went away" in report_rows(result.stdout)[slow]
 
 
 def test_submit_over_tls_to_a_tls_gearman_server(

@@ -50,6 +50,8 @@ def file_outcome(job: Job, summary: JobSummary | None, error: str | None) -> dic
             failed=summary.failed,
             errors=[mask_url(reason) for reason in summary.errors],
         )
+        if summary.truncated:
+            outcome["truncated"] = summary.truncated
     if error is not None:
         outcome["error"] = mask_url(error)
     return outcome
@@ -82,10 +84,13 @@ def build_summary(job: Job, outcomes: Sequence[dict[str, Any]]) -> dict[str, Any
         "run_id": job.build.run_id if job.build else "",
         "files": [
             {k: outcome.get(k) for k in ("filename", "status", "lines", "indexed", "failed")}
+            # A file read only in part says so, and why.
+            | ({"truncated": outcome["truncated"]} if outcome.get("truncated") else {})
             for outcome in sorted(outcomes, key=lambda o: str(o["filename"]))
         ],
         "file_count": len(outcomes),
         "files_failed": sum(1 for outcome in outcomes if outcome["status"] != "ok"),
+        "files_truncated": sum(1 for outcome in outcomes if outcome.get("truncated")),
         "lines": sum(int(outcome.get("lines", 0)) for outcome in outcomes),
         "indexed": sum(int(outcome.get("indexed", 0)) for outcome in outcomes),
         "failed": sum(int(outcome.get("failed", 0)) for outcome in outcomes),

@@ -18,7 +18,7 @@ import yaml
 
 from worker.errors import ConfigError
 from worker.logs import LOG_FORMATS
-from worker.redact import mask_url
+from worker.redact import RedactConfig, mask_url, parse_redact_config
 
 MiB = 1024 * 1024
 
@@ -43,6 +43,11 @@ class FetchConfig:
     max_compressed_bytes: int = _positive(1024 * MiB)
     max_decompressed_bytes: int = _positive(16 * 1024 * MiB)
     max_line_bytes: int = _positive(64 * 1024)
+    # Past ratio_after_bytes decompressed, reading stops (the file is marked truncated)
+    # once the data is more than this many times the bytes received. Real CI logs
+    # compress 3x to 30x; a gzip bomb of repeated lines, about 1000x.
+    max_decompression_ratio: float = _positive(100.0)
+    ratio_after_bytes: int = 64 * MiB
     chunk_bytes: int = _positive(256 * 1024)
     ca_certs: str | None = None
 
@@ -51,6 +56,9 @@ class FetchConfig:
 class ParseConfig:
     max_event_lines: int = _positive(500)  # cap on lines grouped into one multi-line event
     lookahead_lines: int = 2000  # lines searched for a first timestamp before falling back
+    # Lines read from one file, so documents too; the rest is not read and the file is
+    # marked truncated ("lines cap N reached").
+    max_lines: int = _positive(1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,7 @@ class WorkerConfig:
     sink: SinkConfig = field(default_factory=SinkConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     parse: ParseConfig = field(default_factory=ParseConfig)
+    redact: RedactConfig = field(default_factory=RedactConfig)
     log_format: str = "text"  # text | json
     metrics_port: int = 0  # Prometheus endpoint; 0 for none
     metrics_address: str = "127.0.0.1"
@@ -175,7 +184,13 @@ def _join(where: str, key: str) -> str:
 def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> WorkerConfig:
     """The configuration in `raw` (parsed YAML); `${VAR}` is looked up in `env`
     (default: the process environment) and `sink.*_file` secrets are read now."""
+    redact = None
+    if isinstance(raw, dict) and "redact" in raw:
+        # Its rules are mappings with patterns: read by worker.redact, compiled now.
+        raw = dict(raw)
+        redact = raw.pop("redact")
     config = _build(WorkerConfig, raw, "", os.environ if env is None else env)
+    config = replace(config, redact=parse_redact_config(redact))
     for server in config.gearman:
         host, _, port = server.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) <= 65535:

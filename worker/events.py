@@ -7,7 +7,10 @@ Rules, in the order they are applied to each record:
   records ahead (only those are buffered), else `fallback_timestamp`.
 - drop_xtrace drops timestamp-less "+ " lines (shell xtrace) before anything else.
 - A record joins the open event when
-  - the format marked it a continuation (oslo TRACE) and its pid is the event's or absent;
+  - the format marked it a continuation and its pid is the event's or absent: oslo TRACE
+    lines, and the lines of a traceback written with oslo.log's exception prefix (every
+    line "<ts> <pid> ERROR <module> [instance: ...] ...", the first one included, so
+    the traceback joins the log line it belongs to);
   - it has no timestamp and starts with "Traceback (most recent call last):"; the event
     enters traceback mode (a timestamped "Traceback" line, as journald writes it, starts
     a new event in traceback mode instead);
@@ -21,6 +24,8 @@ Rules, in the order they are applied to each record:
   skipped and counted in EventStats.blank, not in `dropped`. With fields it is kept: an
   oslo line "... DEBUG neutronclient.client [-] " opens a message continued on the next
   lines. A blank line inside a traceback is skipped without ending the traceback.
+  Continuation lines are kept even when empty (oslo.log ends every traceback with its
+  bare prefix), counted in the event's lines; a grouped message does not end in "\n".
 - An event holds at most `max_event_lines` lines. The line that would exceed the cap
   starts a new event that continues the same group (same fields, pid, traceback mode),
   so nothing is lost; the event that hit the cap is marked truncated.
@@ -33,9 +38,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, islice
 
-from worker.formats.base import Record
-
-TRACEBACK = "Traceback (most recent call last):"
+from worker.formats.base import TRACEBACK, Record
 
 
 @dataclass(slots=True)
@@ -48,6 +51,11 @@ class Event:
     fields: dict[str, str] = field(default_factory=dict)
     line_count: int = 1
     truncated: bool = False  # a line was cut at the length limit, or the event at the line cap
+
+
+def _joined(messages: list[str]) -> str:
+    """The message of a grouped event: its lines, less the empty ones at its end."""
+    return "\n".join(messages).rstrip("\n")
 
 
 @dataclass(slots=True)
@@ -142,7 +150,7 @@ def group_events(
                     dropped += event.line_count
                 else:
                     if more is not None:
-                        event.message = "\n".join(more)
+                        event.message = _joined(more)
                     emitted += 1
                     yield event
             more = None
@@ -161,7 +169,7 @@ def group_events(
                 dropped += event.line_count
             else:
                 if more is not None:
-                    event.message = "\n".join(more)
+                    event.message = _joined(more)
                 emitted += 1
                 yield event
     finally:

@@ -183,6 +183,15 @@ class LogWorker:
                 "seconds": summary.seconds,
             },
         )
+        if summary.truncated:
+            # A cap cut the file short while the job still succeeded: say so where
+            # operators look, not only in the answer.
+            log.warning(
+                "%s: not read to its end: %s",
+                summary.source_url,
+                summary.truncated,
+                extra={"handle": handle, "source_url": summary.source_url},
+            )
         with self._answering(gearman_job):
             gearman_job.sendWorkComplete(summary.to_json())
         return summary

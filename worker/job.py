@@ -150,6 +150,7 @@ class JobSummary:
     decompressed_bytes: int = 0
     compressed_bytes: int = 0  # bytes received
     truncated_lines: int = 0
+    truncated: str = ""  # why the file was not read to its end (a cap), or ""
     seconds: float = 0.0
     format: str = ""
 

@@ -7,6 +7,7 @@ import itertools
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -21,7 +22,7 @@ from worker.fetch import open_source
 from worker.formats import choose_format
 from worker.formats.base import ParseContext
 from worker.job import Job, JobSummary
-from worker.redact import mask_url, redact_events
+from worker.redact import Redactor, mask_url
 from worker.sinks.base import Sink, WriteResult
 
 SNIFF_LINES = 50
@@ -33,7 +34,8 @@ def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
     summary = JobSummary(source_url=mask_url(job.source_url))  # logged and answered
     decode_stats = DecodeStats()
     event_stats = EventStats()
-    run = sink.begin_file(file_run(job, time.time_ns()))
+    # Named as its documents name it: by the redacted build uuid and filename.
+    run = sink.begin_file(file_run(redacted_job(job, config), time.time_ns()))
     with (
         replacing(sink, run, summary) as result,
         open_source(job.source_url, config.fetch) as source,
@@ -52,6 +54,7 @@ def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
     summary.lines = decode_stats.lines
     summary.decompressed_bytes = decode_stats.bytes
     summary.truncated_lines = decode_stats.truncated
+    summary.truncated = decode_stats.stopped
     summary.dropped = event_stats.dropped
     summary.indexed = result.indexed
     summary.failed = result.failed
@@ -80,8 +83,17 @@ def parse_documents(
         decode_stats=decode_stats,
         event_stats=event_stats,
     )
-    documents = build_documents(redact_events(events), job, config.sink.index_prefix, generation)
+    # Before any document exists: the message and every field of each event, and the
+    # job's own fields, which every document of the file carries.
+    job = redacted_job(job, config)
+    redactor = Redactor(config.redact.rules)
+    documents = build_documents(redactor.events(events), job, config.sink.index_prefix, generation)
     return name, documents
+
+
+def redacted_job(job: Job, config: WorkerConfig) -> Job:
+    """The job with its own fields redacted, as its documents carry them."""
+    return replace(job, fields=Redactor(config.redact.rules).fields(job.fields))
 
 
 @contextmanager
@@ -126,6 +138,9 @@ def parse_events(
         chunks,
         max_bytes=config.fetch.max_decompressed_bytes,
         max_line_bytes=config.fetch.max_line_bytes,
+        max_lines=config.parse.max_lines,
+        max_ratio=config.fetch.max_decompression_ratio,
+        ratio_after_bytes=config.fetch.ratio_after_bytes,
         stats=decode_stats,
     )
     head, lines = peek(lines, SNIFF_LINES)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from html import unescape
+
+import pytest
 
 from tests.paths import CORPUS, read_lines
 from worker.formats import console, github
@@ -91,6 +94,47 @@ def test_html_is_only_removed_when_the_file_is_html() -> None:
     assert console.parse_line(Line(1, text), HTML).message == "1: lo: <LOOPBACK,UP,LOWER_UP> x"
 
 
+def test_every_console_html_link_text_stays_a_word_of_its_own() -> None:
+    lines = read_lines(CORPUS / "os-loganalyze" / "console.html.gz")
+    anchors = 0
+    for number, text in enumerate(lines, 1):
+        message = console.parse_line(Line(number, text), HTML).message
+        for link in re.findall(r"<a href='[^']*'[^>]*>([^<]*)</a>", text):
+            anchors += 1
+            # Whitespace or an end of the line on both sides, never a neighbour's letter.
+            word = re.escape(unescape(link))
+            assert re.search(rf"(?:^|\s){word}(?:\s|$)", message), (number, message)
+        # No double space where the line had none.
+        assert ("  " in message) == ("  " in unescape(re.sub(r"<[^>]*>", "", text)))
+    assert anchors == 536
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("See <a href='x'>details.</a>FATAL: boom", "See details. FATAL: boom"),
+        ("<b>x</b>y", "xy"),
+        ("x<span class='c'>y</span>z", "xyz"),  # AnsiColor colouring part of a word
+        ("a<br>b", "a b"),
+        ("a</a><a href='y'>b", "a b"),  # a run of tags leaves one space
+        ("a <a href='y'>b</a> c", "a b c"),  # next to a space: nothing
+        ("a\t<a href='y'>b</a>", "a\tb"),
+        ("<pre>", ""),
+        ("</a>start and end<a href='y'>", "start and end"),
+        ("&lt;b&gt;x&lt;/b&gt;", "<b>x</b>"),  # escaped markup is text
+        ("&amp;&amp; &#39;q&#39; &#x27;r&#x27; &quot;s&quot;", "&& 'q' 'r' \"s\""),
+        ("1 < 2 and 3 > 2", "1 < 2 and 3 > 2"),  # a "<" that starts no tag stays
+        ("<" * 100_000, "<" * 100_000),
+        # No code point has 8 digits: U+FFFD, as for any reference out of range, even
+        # where Python's int() refuses the thousands of digits.
+        ("a &#" + "9" * 5000 + "; &amp; &#65;", "a \ufffd & A"),
+        ("&#99999999;", "\ufffd"),
+    ],
+)
+def test_clean_html(html: str, text: str) -> None:
+    assert console.clean_html(html) == text
+
+
 def test_devstacklog_keeps_nested_timestamps_in_the_message() -> None:
     lines = read_lines(CORPUS / "os-loganalyze" / "devstacklog.txt.gz")
     records = parse_all(console, lines, TEXT)
@@ -100,6 +144,49 @@ def test_devstacklog_keeps_nested_timestamps_in_the_message() -> None:
     assert records[1].message == "+ echo_summary 'Installing package prerequisites'"
     assert records[-1].timestamp is None
     assert records[-1].message == "This is your host ip: 166.78.46.245"
+
+
+# (console line as written, its timestamp as stored, host, message), by hand.
+CONSOLE_STAMPS = [
+    (
+        "2018-08-01 00:44:04.804077 | localhost | ok",
+        "2018-08-01T00:44:04.804077Z",
+        "localhost",
+        "ok",
+    ),
+    (
+        "2018-08-01T00:44:04.804077 | localhost | ok",
+        "2018-08-01T00:44:04.804077Z",
+        "localhost",
+        "ok",
+    ),
+    ("2018-08-01T00:44:04.804077Z | PLAY [all]", "2018-08-01T00:44:04.804077Z", None, "PLAY [all]"),
+    ("2018-08-01 00:44:04,804 | + set -e", "2018-08-01T00:44:04.804Z", None, "+ set -e"),
+    ("2018-08-01T02:44:04.8+02:00 | node | x", "2018-08-01T00:44:04.8Z", "node", "x"),
+    ("2018-08-01T00:14:04-0100 | node | x", "2018-08-01T01:14:04Z", "node", "x"),
+    ("2018-08-01T00:14:04.5-01:00 |", "2018-08-01T01:14:04.5Z", None, ""),
+]
+
+
+def test_timestamp_shapes() -> None:
+    for text, timestamp, host, message in CONSOLE_STAMPS:
+        record = console.parse_line(Line(1, text), TEXT)
+        assert record.timestamp == timestamp, text
+        assert record.fields == ({"host": host} if host else {}), text
+        assert record.message == message, text
+        assert console.sniff(text)
+
+
+def test_an_impossible_date_is_no_timestamp() -> None:
+    for text in (
+        "2013-13-45 25:61:99.923 | + ./stack.sh",
+        "2013-09-31 10:00:00.000 | + ./stack.sh",
+        "2013-09-27 18:14:10.807+2500 | + ./stack.sh",
+    ):
+        record = console.parse_line(Line(1, text), TEXT)
+        assert record.timestamp is None, text
+        assert record.message == text
+        assert record.fields == {}
 
 
 def test_github_actions_log() -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.engines import index_prefix
 
 SINK_KINDS = ("sqlite", "elasticsearch", "opensearch")
 
@@ -30,7 +31,7 @@ def sink_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def sink(request: pytest.FixtureRequest, tmp_path: Path) -> SinkUnderTest:
     url = sink_url(request, tmp_path)
     # A fresh prefix per test keeps tests independent on the long-running engines.
-    prefix = f"test-{uuid.uuid4().hex[:12]}-"
+    prefix = index_prefix()
     config = tmp_path / "worker.yaml"
     config.write_text(yaml.safe_dump({"sink": {"url": url, "index_prefix": prefix}}))
     return SinkUnderTest(url, config)

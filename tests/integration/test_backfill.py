@@ -46,8 +46,9 @@ import yaml
 from log_shipper.backfill import Checkpoint
 from log_shipper.build_sources import ZuulFilters, builds_from_zuul, parse_time
 from log_shipper.cli import main
+from tests.engines import build_index_for, index_prefix
 from tests.gearmand import Gearmand, queue_status
-from tests.httpserver import LogServer, serve_directory
+from tests.httpserver import LogServer, free_port, serve_directory
 from tests.integration.conftest import SinkUnderTest
 from tests.integration.trees import make_tree
 from tests.paths import CORPUS, DATA, REPO, count_lines
@@ -253,8 +254,8 @@ class Store:
 
     @classmethod
     def fresh(cls, url: str) -> Store:
-        prefix = f"test-{uuid.uuid4().hex[:12]}-"
-        build_index = f"ci-log-builds-{prefix.strip('-')}"  # outside the prefix's pattern
+        prefix = index_prefix()
+        build_index = build_index_for(prefix)
         return cls(url, SinkConfig(url=url, index_prefix=prefix, build_index=build_index))
 
     def open(self) -> Sink:
@@ -751,6 +752,44 @@ def test_zuul_pages_stop_at_the_first_page_older_than_since(zuul: ZuulApi) -> No
         r["uuid"] for r in RECORDS if ZuulApi.value(r, "project") == "openstack/nova"
     ]
     assert [q["skip"] for q in zuul.requests] == ["0", "3"]
+
+
+def test_dry_run_needs_no_gearman_server(zuul: ZuulApi, capsys: pytest.CaptureFixture[str]) -> None:
+    builds = matching(pipeline="check")
+    closed = f"127.0.0.1:{free_port()}"  # nothing listens: a connection attempt would fail
+
+    args = ["--gearman", closed, "--pipeline", "check", "--dry-run"]
+    code = main(["backfill", "--zuul-api", zuul.url, *args])
+    run = Run.of(code, *capsys.readouterr())
+
+    assert run.code == 0, run.out + run.err
+    assert run.counts() == (3, 0, 0, 0) and run.planned == len(builds) == 3, run.report
+    assert run.progress() == {b["uuid"]: "planned" for b in builds}
+    for record in builds:
+        assert f"PLANNED {record['uuid']} {zuul.log_url(record['uuid'])} (" in run.out
+
+
+def test_a_zuul_record_with_an_unreadable_time_is_one_line_naming_the_build(
+    zuul: ZuulApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    builds = matching(pipeline="check")
+    bad = builds[1]["uuid"]
+    next(r for r in zuul.records if r["uuid"] == bad)["end_time"] = "yesterday at noon"
+
+    code = main(["backfill", "--zuul-api", zuul.url, "--dry-run", "--pipeline", "check"])
+    run = Run.of(code, *capsys.readouterr())
+
+    assert run.code == 1, run.out + run.err
+    assert "Traceback" not in run.err
+    [line] = [line for line in run.err.splitlines() if bad in line]
+    assert line.startswith(f"[2] failed {bad} "), line
+    assert line.endswith(
+        "(Zuul API record: end_time: not an ISO-8601 date or time: 'yesterday at noon')"
+    ), line
+    assert run.progress() == {
+        b["uuid"]: "failed" if b["uuid"] == bad else "planned" for b in builds
+    }
+    assert run.counts() == (3, 0, 0, 1) and run.planned == 2, run.report
 
 
 def test_a_checkpoint_cut_short_by_a_kill_loses_only_that_line(tmp_path: Path) -> None:

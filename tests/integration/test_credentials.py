@@ -15,6 +15,7 @@ import orjson
 import pytest
 import urllib3
 
+from tests.engines import build_index_for, index_prefix
 from tests.gearmand import Gearmand
 from tests.httpserver import LogServer, free_port, serve_directory
 from tests.integration.trees import make_tree
@@ -79,8 +80,8 @@ def test_no_password_of_a_sink_or_log_url_is_stored_logged_or_printed(
     gearmand: Gearmand, elasticsearch_url: str, served: tuple[LogServer, Path], tmp_path: Path
 ) -> None:
     server, root = served
-    name = uuid.uuid4().hex[:12]
-    prefix, build_index = f"test-{name}-", f"ci-log-builds-test-{name}"
+    prefix = index_prefix()
+    build_index = build_index_for(prefix)
     sink_url = f"elasticsearch+{with_userinfo(elasticsearch_url, 'indexer', SINK_PASSWORD)}"
     log_url = with_userinfo(server.url("build/"), "reader", LOG_PASSWORD)
     build_uuid = uuid.uuid4().hex
@@ -134,7 +135,7 @@ def test_index_prints_the_sink_url_masked(
     elasticsearch_url: str, tmp_path: Path, served: tuple[LogServer, Path]
 ) -> None:
     _, root = served
-    prefix = f"test-{uuid.uuid4().hex[:12]}-"
+    prefix = index_prefix()
     config = tmp_path / "worker.yaml"
     config.write_text(orjson.dumps({"sink": {"index_prefix": prefix}}).decode())
     sink_url = f"elasticsearch+{with_userinfo(elasticsearch_url, 'indexer', SINK_PASSWORD)}"

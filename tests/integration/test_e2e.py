@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.engines import index_prefix
 from tests.gearmand import Gearmand
 from tests.httpserver import LogServer, serve_directory
 from tests.integration.trees import make_tree
@@ -46,7 +47,7 @@ def setup(
     tmp_path: Path, gearmand: Gearmand, elasticsearch_url: str
 ) -> Iterator[tuple[Path, LogServer, dict[str, Any], Sink]]:
     root = make_tree(tmp_path / "build", TREE)
-    prefix = f"e2e-{uuid.uuid4().hex[:10]}-"
+    prefix = index_prefix("e2e")
     sink_config: dict[str, Any] = {
         "url": f"elasticsearch+{elasticsearch_url}",
         "index_prefix": prefix,

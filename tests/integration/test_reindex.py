@@ -51,8 +51,9 @@ WORDS = {
 STARTS = {500: [1, 8], 2: [1, 3, 5, 7, 8]}
 # A longer file for cutting a body midway: one oslo line per document.
 LONG_LINES = [
-    f"2024-05-01 10:{n // 60:02d}:{n % 60:02d}.000 1234 INFO nova.api [-] line number {n}"
-    for n in range(1, 2001)
+    f"2024-05-01 {10 + n // 3600}:{n // 60 % 60:02d}:{n % 60:02d}.000 1234 INFO nova.api [-] "
+    f"line number {n}"
+    for n in range(1, 6001)
 ]
 
 
@@ -117,7 +118,7 @@ def index(target: Target, server: LogServer, job: Job, max_event_lines: int) -> 
 def hits(sink: Sink) -> list[dict[str, Any]]:
     """Every document of the test: each has its own index prefix."""
     sink.refresh()
-    result = sink.search("*", size=5000)
+    result = sink.search("*", size=10_000)
     assert result.total == len(result.hits)
     return sorted(result.hits, key=lambda hit: int(hit["line_number"]))
 
@@ -170,8 +171,10 @@ def test_a_job_whose_body_is_cut_midway_leaves_no_document_of_the_file(
     if indexed_before:
         index(target, logs, job, 500)
         assert len(hits(target.sink)) == len(LONG_LINES)
-    # About half of the file arrives: ~1000 lines, fifty chunks of 20 sent meanwhile.
+    # About half of the file arrives (~3000 lines; chunks of 20 written meanwhile), well
+    # past the first 64 KiB, which decoding judges (binary?) before yielding any line.
     size = len("\n".join(LONG_LINES)) + 1
+    assert size // 2 > 2 * 64 * 1024
     logs.behave("/long.log", drop_after=size // 2)
     with pytest.raises(FetchError, match="connection broken"):
         index(target, logs, job, 500)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import gzip
 import re
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 
 import orjson
 import pytest
 
+from tests.engines import index_prefix
 from tests.paths import CORPUS
 from worker.config import SinkConfig
 from worker.documents import Document, build_documents
@@ -27,7 +27,7 @@ OSLO = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+) (\d+) (\w+) (\S+) (
 @pytest.fixture(params=["elasticsearch", "opensearch"])
 def engine(request: pytest.FixtureRequest) -> Iterator[tuple[EngineSink, str]]:
     base = request.getfixturevalue(f"{request.param}_url")
-    prefix = f"sinktest-{uuid.uuid4().hex[:10]}-"
+    prefix = index_prefix("sinktest")
     config = SinkConfig(url=f"{request.param}+{base}", index_prefix=prefix, chunk_documents=500)
     sink = open_sink(config.url, config)
     assert isinstance(sink, EngineSink)

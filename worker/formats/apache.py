@@ -2,42 +2,56 @@
 
     access (combined):  127.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0"
                         200 2326 "-" "curl/7.1"   (one line)
-    error (2.4):        [Wed Oct 11 14:32:52.123456 2017] [wsgi:error] [pid 1234:tid 5678] text
+    error (2.4):        [Wed Oct 11 14:32:52.123456 2017] [core:error] [pid 1234:tid 5678]
+                        [client 10.0.0.1:5555] text   (one line; mod_wsgi 4 writes
+                        [wsgi:error] and [remote ...], mod_wsgi 3 an empty module, [:error])
     error (2.2):        [Wed Oct 11 14:32:52 2017] [error] [client 10.0.0.1] text
 
 Access lines carry a UTC offset and are converted to UTC. Error lines carry none; they
 are taken as UTC like every other CI log. Error levels are named as oslo names them
-(error -> ERROR, warn -> WARNING, crit -> CRITICAL) so one query finds both.
+(error -> ERROR, warn -> WARNING, crit -> CRITICAL) so one query finds both. The client
+address is `clientip` on both kinds (the name the historical index's access lines had).
+An error line's message is what follows its prefix (time, level, pid, client), so the
+frames of a traceback the application wrote keep their indentation.
+
+Every pattern here is linear in the line (tools/bench adversarial), and most of them
+read a bounded part of it: each field has a length limit (addresses and user names 255
+characters, a module name 64, a level 16, a fraction 9 digits), so a line that is not of
+this format fails after a few hundred characters instead of being scanned to its end at
+several nanoseconds a character.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date
-from functools import lru_cache
 
 from worker.formats.base import Line, ParseContext, Record
+from worker.formats.timestamps import MONTHS, utc
 
 NAME = "apache"
 TAGS: tuple[str, ...] = ("apachecombined", "apacheerror")
 
-_MONTHS = {
-    name: number
-    for number, name in enumerate(
-        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"),
-        start=1,
-    )
-}
+# The access line up to the request's opening quote. The request itself may hold quotes
+# (httpd writes them as \"), so it ends at the first quote followed by the status: found
+# by _STATUS's search, a scan in C. Matching the request inside this pattern either
+# backtracks through it when the closing quote is missing (quadratic: 3 s for 64 KiB) or
+# loops once per character or quote, 5 to 40 times slower than the scan.
 _ACCESS = re.compile(
-    r"(\S+) \S+ \S+ \[(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d):(\d\d)(:\d\d(?:\.\d+)?) ([+-]\d{4})\]"
-    r' "(\S+)(?: (\S*))?[^"]*" (\d{3})',
+    r"(\S{1,255}+) \S{1,255}+ \S{1,255}+ \["
+    r"(\d\d)/([A-Z][a-z]{2})/(\d{4}):(\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?"
+    r' ([+-]\d{4})\] "',
     re.ASCII,
 )
+_STATUS = re.compile(r'" (\d{3})', re.ASCII)
+# Groups: month, day, time, fraction, year, module (empty in "[:error]"; None in 2.2's "[error]"),
+# level, pid. The message starts at the end, after one space.
 _ERROR = re.compile(
-    r"\[[A-Z][a-z]{2} ([A-Z][a-z]{2}) +(\d\d?) (\d\d:\d\d:\d\d(?:\.\d+)?) (\d{4})\]"
-    r" \[(?:([\w-]+):)?(\w+)\](?: \[pid (\d+)(?::tid \d+)?\])?(?: |$)",
+    r"\[[A-Z][a-z]{2} ([A-Z][a-z]{2}) ++(\d\d?) (\d\d:\d\d:\d\d)(?:\.(\d{1,9}))? (\d{4})\]"
+    r" \[(?:([\w-]{0,64}+):)?(\w{1,16}+)\](?: \[pid (\d{1,10}+)(?::tid \d{1,20}+)?\])?(?: |$)",
     re.ASCII,
 )
+# httpd's "[client ADDRESS]", mod_wsgi's "[remote ADDRESS]" for what the application wrote.
+_CLIENT = re.compile(r"\[(?:client|remote) ([^\s\]]{1,255}+)\](?: |$)", re.ASCII)
 _LEVELS = {
     "error": "ERROR",
     "warn": "WARNING",
@@ -54,60 +68,69 @@ def parse_line(line: Line, context: ParseContext) -> Record:
     text = line.text
     if text.startswith("["):
         return _error_line(line, text)
-    match = _ACCESS.match(text)
-    if match is None:
+    parsed = _access(text)
+    if parsed is None:
         return Record(line, None, text)
-    client, day, month, year, hour, minute, rest, offset, verb, request, status = match.groups()
-    timestamp = _utc(year, month, day, hour, minute, rest, offset)
-    if timestamp is None:
-        return Record(line, None, text)
-    fields = {"clientip": client, "verb": verb, "response": status}
-    if request:
-        fields["request"] = request
+    timestamp, fields = parsed
     # The whole line is the message: the timestamp sits in its middle, not in a prefix.
     return Record(line, timestamp, text, fields)
+
+
+def _access(text: str) -> tuple[str, dict[str, str]] | None:
+    """The UTC timestamp and fields of an access line, None for any other line."""
+    match = _ACCESS.match(text)
+    if match is None:
+        return None
+    status = _STATUS.search(text, match.end())
+    if status is None:
+        return None
+    client, day, month, year, time, fraction, offset = match.groups()
+    number = MONTHS.get(month)
+    if number is None:
+        return None
+    timestamp = utc(f"{year}-{number:02d}-{day}", time, fraction, offset)
+    if timestamp is None:
+        return None
+    # "GET /path HTTP/1.1", or "-" when httpd read no request line (no verb then).
+    verb, _, rest_of_request = text[match.end() : status.start()].partition(" ")
+    request = rest_of_request.partition(" ")[0]
+    fields = {"clientip": client, "response": status[1]}
+    if verb and request:
+        fields["verb"] = verb
+        fields["request"] = request
+    return timestamp, fields
 
 
 def _error_line(line: Line, text: str) -> Record:
     match = _ERROR.match(text)
     if match is None:
         return Record(line, None, text)
-    month, day, time, year, module, level, pid = match.groups()
-    number = _MONTHS.get(month)
-    if number is None:
+    month, day, time, fraction, year, module, level, pid = match.groups()
+    number = MONTHS.get(month)
+    # Error lines carry no offset: UTC, like every other CI log without one.
+    timestamp = None if number is None else utc(f"{year}-{number:02d}-{day:0>2}", time, fraction)
+    if timestamp is None:
         return Record(line, None, text)
-    timestamp = f"{year}-{number:02d}-{int(day):02d}T{time}Z"
     fields = {"loglevel": _LEVELS.get(level) or level.upper()}
     if module:
         fields["module"] = module
     if pid is not None:
         fields["pid"] = pid
-    return Record(line, timestamp, text[match.end() :], fields)
-
-
-def _utc(
-    year: str, month: str, day: str, hour: str, minute: str, rest: str, offset: str
-) -> str | None:
-    number = _MONTHS.get(month)
-    if number is None:
-        return None
-    if offset in ("+0000", "-0000"):
-        return f"{year}-{number:02d}-{day}T{hour}:{minute}{rest}Z"
-    shift = int(offset[1:3]) * 60 + int(offset[3:5])
-    if offset[0] == "+":
-        shift = -shift
-    days, minutes = divmod(int(hour) * 60 + int(minute) + shift, 24 * 60)
-    hour_minute = f"{minutes // 60:02d}:{minutes % 60:02d}"
-    return f"{_shifted_date(int(year), number, int(day), days)}T{hour_minute}{rest}Z"
-
-
-@lru_cache(maxsize=64)
-def _shifted_date(year: int, month: int, day: int, days: int) -> str:
-    # Cached: a log spans few dates, so few date objects are ever built.
-    return date.fromordinal(date(year, month, day).toordinal() + days).isoformat()
+    end = match.end()
+    client = _CLIENT.match(text, end)
+    if client is not None:
+        address = client[1]
+        # 2.4 (a "module:" before the level) writes the client's port after its
+        # address, IPv6 ones too ("::1:5555"); 2.2 writes the address alone ("::1").
+        host, colon, port = address.rpartition(":")
+        if module is not None and colon and port.isdigit():
+            address = host
+        fields["clientip"] = address
+        end = client.end()
+    return Record(line, timestamp, text[end:], fields)
 
 
 def sniff(text: str) -> bool:
     if text.startswith("["):
         return _ERROR.match(text) is not None
-    return _ACCESS.match(text) is not None
+    return _access(text) is not None

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+# The first line of every Python traceback.
+TRACEBACK = "Traceback (most recent call last):"
+
 
 @dataclass(slots=True)
 class Line:
@@ -35,9 +38,11 @@ class Record:
     `timestamp` is ISO-8601 in UTC ending in "Z" (e.g. "2013-09-27T18:22:11.255Z"),
     keeping the line's own fractional digits, or None when the line has no timestamp.
     `message` is the line without its timestamp/level prefix.
-    `fields` holds what the format parsed: loglevel, module, pid, request_id, host, program.
+    `fields` holds what the format parsed: loglevel, module, pid, request_id,
+    global_request_id, instance, host, program.
     `continuation` is set by formats that know a line belongs to the previous event
-    (an oslo TRACE line); plain traceback detection is done by `worker.events`.
+    (an oslo TRACE line, a line repeating oslo.log's exception prefix); plain traceback
+    detection is done by `worker.events`.
     `fields` is read, never changed, downstream: a format may hand the same dict to
     the lines that repeat one prefix (see ParseContext.repeated).
     """
@@ -64,6 +69,10 @@ class ParseContext:
     # timestamp, fields). An oslo traceback is hundreds of TRACE lines that differ only
     # after "<timestamp> <pid> TRACE <module> "; a str.startswith replaces the regex.
     repeated: tuple[str, str, dict[str, str]] | None = None
+    # The head (the text before the message, less any timestamp) of the last line that
+    # opened a traceback written with oslo.log's logging_exception_prefix, which every
+    # line of that traceback repeats: see oslo.continues_traceback.
+    exception_head: str | None = None
 
 
 class Format(Protocol):
