@@ -313,3 +313,30 @@ def test_line_count_and_truncated_only_when_relevant() -> None:
     assert "line_count" not in docs[1].source
     assert "line_count" not in docs[2].source
     assert "truncated" not in docs[2].source
+
+
+def test_the_run_and_file_key_are_the_builders_over_parsed_and_job_fields() -> None:
+    # A file of no build: its build_uuid and filename do not name it, its key does.
+    job = Job(
+        "https://logs.example.org/a/screen-c-api.txt",
+        {"generation": "from the job", "file_key": "from the job"},
+        (),
+    )
+    event = first_event()
+    clashing = Event(6, event.timestamp, "x", {"generation": "parsed", "file_key": "parsed"})
+    documents_of_run = list(build_documents([event, clashing], job, "logstash-", generation=7))
+    key = documents_of_run[0].id.removesuffix("-5")
+    assert len(key) == 24
+    for document in documents_of_run:
+        assert document.source["generation"] == 7
+        assert document.source["file_key"] == key
+        assert document.id.startswith(f"{key}-")
+
+
+def test_a_build_file_carries_its_run_but_no_file_key() -> None:
+    (document,) = build_documents([first_event()], SCREEN_JOB, "logstash-", generation=7)
+    assert document.source["generation"] == 7
+    assert "file_key" not in document.source
+    # Built outside a run, the builder adds no generation.
+    (outside,) = build_documents([first_event()], SCREEN_JOB, "logstash-")
+    assert "generation" not in outside.source

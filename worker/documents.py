@@ -16,6 +16,12 @@ from worker.redact import mask_url
 
 # Set by the builder on every document; a job field of the same name is overridden.
 LINE_FIELDS = ("@timestamp", "message", "line_number", "line_count", "truncated")
+# Set by the builder on the documents of a file: the indexing run that wrote them and,
+# for a file of no build (whose build_uuid and filename do not name it), the file's
+# key, the first part of each id. A job or parsed field so named is overridden:
+# re-indexing finds a file's documents, and tells runs apart, by these.
+FILE_KEY_FIELD = "file_key"
+GENERATION_FIELD = "generation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +37,16 @@ class FileFields:
     # `fields` in JSON as the end of an object whose own members come first:
     # b',"a":1,"b":"x"}', or b"}" when there are none.
     json_rest: bytes
+    # The indexing run that writes these documents (see FileRun); 0 for documents built
+    # outside one, which sinks write unversioned.
+    generation: int = 0
 
     @classmethod
-    def of(cls, fields: dict[str, Any]) -> FileFields:
+    def of(cls, fields: dict[str, Any], generation: int = 0) -> FileFields:
         fields = {name: value for name, value in fields.items() if name not in LINE_FIELDS}
         members = orjson.dumps(fields)[1:-1]
-        return cls(fields, frozenset(fields), b"," + members + b"}" if members else b"}")
+        rest = b"," + members + b"}" if members else b"}"
+        return cls(fields, frozenset(fields), rest, generation)
 
 
 NO_FILE_FIELDS = FileFields.of({})
@@ -54,6 +64,27 @@ class Document:
     def source(self) -> dict[str, Any]:
         """The whole document, as the engine stores it."""
         return {**self.file.fields, **self.fields}
+
+
+@dataclass(frozen=True, slots=True)
+class FileRun:
+    """One indexing run of one file. Its documents carry `generation`, which orders
+    runs (nanoseconds since the epoch at the run's start): a sink keeps, per document
+    id, the newest run's version, and when a run has written the whole file it removes
+    the file's documents of older runs (see `Sink.replace_file`)."""
+
+    key: str  # file_key(): what every document id of the file starts with
+    build_uuid: str
+    filename: str
+    generation: int
+    # Set by a sink that knows no other run of this file had started before this one.
+    first: bool = False
+
+
+def file_run(job: Job, generation: int) -> FileRun:
+    _, _, filename, id_key = file_identity(job)
+    build_uuid = str(job.fields.get("build_uuid") or "")
+    return FileRun(file_key(id_key, filename), build_uuid, filename, generation)
 
 
 def file_key(id_key: str, filename: str) -> str:
@@ -99,11 +130,22 @@ def file_identity(job: Job) -> tuple[dict[str, Any], list[str], str, str]:
     return fields, tags, filename, id_key
 
 
-def build_documents(events: Iterable[Event], job: Job, index_prefix: str) -> Iterator[Document]:
+def build_documents(
+    events: Iterable[Event], job: Job, index_prefix: str, generation: int = 0
+) -> Iterator[Document]:
+    """The documents of one file; `generation` is the indexing run's (FileRun), 0 when
+    the documents are built outside a run (they then carry none)."""
     base, tags, filename, id_key = file_identity(job)
-    shared = FileFields.of({**base, "tags": tags})
-    names = shared.names
     key = file_key(id_key, filename)
+    # What the builder sets for the whole file, over any job or parsed field so named.
+    reserved: dict[str, Any] = {"tags": tags}
+    if not base.get("build_uuid"):
+        reserved[FILE_KEY_FIELD] = key
+    if generation:
+        reserved[GENERATION_FIELD] = generation
+    shared = FileFields.of({**base, **reserved}, generation)
+    bare = FileFields.of({}, generation)
+    names = shared.names
     indices: dict[str, str] = {}
     for event in events:
         timestamp = event.timestamp
@@ -112,9 +154,9 @@ def build_documents(events: Iterable[Event], job: Job, index_prefix: str) -> Ite
         if fields and not names.isdisjoint(fields):
             # A parsed field named like a job field (rare): this document carries the
             # job's fields itself, the parsed value winning as it always has, but for
-            # the tags, which are the job's.
-            own = {**shared.fields, **fields, "tags": tags}
-            file = NO_FILE_FIELDS
+            # the tags and the file's key and run, which are the builder's.
+            own = {**shared.fields, **fields, **reserved}
+            file = bare
         else:
             own = {**fields}
             file = shared

@@ -27,7 +27,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from worker.documents import Document
+from worker.documents import Document, FileRun
 from worker.errors import FetchError, JobError, SinkError
 from worker.health import Health, SinkProbe, assess
 from worker.job import Job, JobSummary
@@ -183,6 +183,15 @@ class InstrumentedSink:
 
     def delete_file(self, build_uuid: str, filename: str) -> int:
         return self.sink.delete_file(build_uuid, filename)
+
+    def begin_file(self, run: FileRun) -> FileRun:
+        return self.sink.begin_file(run)
+
+    def replace_file(self, run: FileRun, written: WriteResult) -> int:
+        return self.sink.replace_file(run, written)
+
+    def discard_file(self, run: FileRun) -> int:
+        return self.sink.discard_file(run)
 
     def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
         return self.sink.record_file(outcome)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -14,14 +15,15 @@ from dateutil.parser import isoparse
 
 from worker.config import WorkerConfig
 from worker.decode import DecodeStats, decode_lines
-from worker.documents import Document, build_documents
+from worker.documents import Document, FileRun, build_documents, file_run
+from worker.errors import LogIndexerError, SinkError
 from worker.events import Event, EventStats, group_events
 from worker.fetch import open_source
 from worker.formats import choose_format
 from worker.formats.base import ParseContext
 from worker.job import Job, JobSummary
 from worker.redact import Redactor, mask_url
-from worker.sinks.base import Sink
+from worker.sinks.base import Sink, WriteResult
 
 SNIFF_LINES = 50
 T = TypeVar("T")
@@ -32,7 +34,12 @@ def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
     summary = JobSummary(source_url=mask_url(job.source_url))  # logged and answered
     decode_stats = DecodeStats()
     event_stats = EventStats()
-    with open_source(job.source_url, config.fetch) as source:
+    # Named as its documents name it: by the redacted build uuid and filename.
+    run = sink.begin_file(file_run(redacted_job(job, config), time.time_ns()))
+    with (
+        replacing(sink, run, summary) as result,
+        open_source(job.source_url, config.fetch) as source,
+    ):
         summary.format, documents = parse_documents(
             source.chunks,
             job,
@@ -40,8 +47,9 @@ def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
             last_modified=source.last_modified,
             decode_stats=decode_stats,
             event_stats=event_stats,
+            generation=run.generation,
         )
-        result = sink.write(counted(documents, summary))
+        result.merge(sink.write(counted(documents, summary)))
         summary.compressed_bytes = source.received
     summary.lines = decode_stats.lines
     summary.decompressed_bytes = decode_stats.bytes
@@ -63,9 +71,10 @@ def parse_documents(
     last_modified: datetime | None,
     decode_stats: DecodeStats,
     event_stats: EventStats,
+    generation: int = 0,
 ) -> tuple[str, Iterator[Document]]:
     """The stages from bytes to documents: the name of the format the file is read
-    with, and the documents, made as they are consumed."""
+    with, and the documents (of indexing run `generation`), made as they are consumed."""
     name, events = parse_events(
         chunks,
         job,
@@ -76,9 +85,42 @@ def parse_documents(
     )
     # Before any document exists: the message and every field of each event, and the
     # job's own fields, which every document of the file carries.
+    job = redacted_job(job, config)
     redactor = Redactor(config.redact.rules)
-    job = replace(job, fields=redactor.fields(job.fields))
-    return name, build_documents(redactor.events(events), job, config.sink.index_prefix)
+    documents = build_documents(redactor.events(events), job, config.sink.index_prefix, generation)
+    return name, documents
+
+
+def redacted_job(job: Job, config: WorkerConfig) -> Job:
+    """The job with its own fields redacted, as its documents carry them."""
+    return replace(job, fields=Redactor(config.redact.rules).fields(job.fields))
+
+
+@contextmanager
+def replacing(sink: Sink, run: FileRun, summary: JobSummary) -> Iterator[WriteResult]:
+    """Around a run's writing, whose outcome goes in the WriteResult yielded: then the
+    run's documents replace all of the file's; if the run fails, none stays."""
+    written = WriteResult()
+    try:
+        yield written
+        sink.replace_file(run, written)
+    except Exception as exc:
+        # A run that failed before its first document has changed nothing: the file's
+        # previous documents, if any, stay as they were.
+        if summary.documents:
+            discard(sink, run, exc)
+        raise
+
+
+def discard(sink: Sink, run: FileRun, error: Exception) -> None:
+    """Remove a failed run's documents, and its file's older ones it may have
+    overwritten part of; the job fails with `error` either way."""
+    try:
+        sink.discard_file(run)
+    except LogIndexerError as cleanup:
+        raise SinkError(
+            f"{error}; removing the partial documents of {run.filename} failed too: {cleanup}"
+        ) from error
 
 
 def parse_events(

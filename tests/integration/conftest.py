@@ -19,13 +19,17 @@ class SinkUnderTest:
     config: Path  # a worker.yaml giving this test its own index prefix
 
 
-@pytest.fixture(params=SINK_KINDS)
-def sink(request: pytest.FixtureRequest, tmp_path: Path) -> SinkUnderTest:
+def sink_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of the sink a fixture parametrised with SINK_KINDS is at."""
     kind = request.param
     if kind == "sqlite":
-        url = f"sqlite:{tmp_path / 'logs.db'}"
-    else:
-        url = f"{kind}+{request.getfixturevalue(f'{kind}_url')}"
+        return f"sqlite:{tmp_path / 'logs.db'}"
+    return f"{kind}+{request.getfixturevalue(f'{kind}_url')}"
+
+
+@pytest.fixture(params=SINK_KINDS)
+def sink(request: pytest.FixtureRequest, tmp_path: Path) -> SinkUnderTest:
+    url = sink_url(request, tmp_path)
     # A fresh prefix per test keeps tests independent on the long-running engines.
     prefix = index_prefix()
     config = tmp_path / "worker.yaml"

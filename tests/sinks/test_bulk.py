@@ -266,12 +266,13 @@ def test_read_items_separates_load_rejections_from_refusals() -> None:
     }
     outcome = read_items(response, chunk.ids)
     assert outcome.retry == [1, 4]
-    assert [position for position, _ in outcome.failed] == [2, 5]
+    assert [position for position, _ in outcome.failed] == [2]
     reason = outcome.failed[0][1]
     assert docs[2].id in reason
     assert "mapper_parsing_exception" in reason
     assert "failed to parse field [pid]" in reason
-    assert "version_conflict_engine_exception" in outcome.failed[1][1]
+    # A version conflict: a newer run of the file wrote that id already; not a refusal.
+    assert outcome.superseded == 1
     assert chunk.select(outcome.retry).ids == [docs[1].id, docs[4].id]
 
 
@@ -316,3 +317,19 @@ def test_read_items_of_an_answer_cut_to_status_and_error() -> None:
     outcome = read_items(response, [d.id for d in docs])
     assert outcome.retry == [2]
     assert outcome.failed == [(1, f"{docs[1].id}: {MAPPING['type']}: {MAPPING['reason']}")]
+
+
+def test_a_runs_documents_carry_its_generation_as_external_version() -> None:
+    line = "2013-09-27 18:22:35.392 6602 AUDIT cinder.service [-] Starting cinder-api node"
+    event = Event(1, "2013-09-27T18:22:35.392Z", line.split("[-] ", 1)[1])
+    (document,) = build_documents([event], JOB, "logstash-", generation=1764580000123456789)
+    action, source = serialize(document)
+    assert json.loads(action) == {
+        "index": {
+            "_index": "logstash-2013.09.27",
+            "_id": document.id,
+            "version": 1764580000123456789,
+            "version_type": "external_gte",
+        }
+    }
+    assert json.loads(source)["generation"] == 1764580000123456789

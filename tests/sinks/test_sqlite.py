@@ -336,3 +336,35 @@ def test_from_url(url: str, path: str) -> None:
 def test_from_url_refuses(url: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"sink URL {url!r}: ")):
         SqliteSink.from_url(url, SinkConfig())
+
+
+def test_a_database_of_schema_2_gets_the_generation_column(db_path: Path) -> None:
+    older = SqliteSink(str(db_path), SinkConfig())
+    older.write(console_documents())
+    older.close()
+    # As a worker of schema 2 left it: no generation column.
+    with sqlite3.connect(db_path) as connection:
+        connection.execute("ALTER TABLE documents DROP COLUMN generation")
+        connection.execute("PRAGMA user_version = 2")
+    connection.close()
+    sink = SqliteSink(str(db_path), SinkConfig())
+    sink.prepare()
+    assert sink.count() == len(console_documents())
+    assert sink.count("generation:5") == 0
+    sink.close()
+    with sqlite3.connect(db_path) as connection:
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(documents)")}
+        assert "generation" in columns
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 3
+    connection.close()
+
+
+def test_an_older_runs_version_of_a_document_is_not_written(sink: SqliteSink) -> None:
+    (event,) = console_events(JOB_OUTPUT)[:1]
+    (newer,) = build_documents([event], CONSOLE_JOB, "logstash-", generation=2000)
+    (older,) = build_documents([event], CONSOLE_JOB, "logstash-", generation=1000)
+    assert sink.write([newer]).indexed == 1
+    result = sink.write([older])
+    assert (result.indexed, result.superseded, result.failed) == (0, 1, 0)
+    (hit,) = sink.search("*").hits
+    assert hit["generation"] == 2000

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from worker.documents import Document
+from worker.documents import Document, FileRun
+from worker.errors import SinkError
 
 MAX_REPORTED_ERRORS = 10
 
@@ -15,6 +16,8 @@ MAX_REPORTED_ERRORS = 10
 class WriteResult:
     indexed: int = 0
     failed: int = 0  # documents the sink refused; each is counted, none is dropped silently
+    # Documents not written because a newer run of their file had written the same id.
+    superseded: int = 0
     errors: list[str] = field(default_factory=list)  # the first few reasons
 
     def add_error(self, reason: str, count: int = 1) -> None:
@@ -25,6 +28,7 @@ class WriteResult:
     def merge(self, other: WriteResult) -> None:
         self.indexed += other.indexed
         self.failed += other.failed
+        self.superseded += other.superseded
         for reason in other.errors:
             if len(self.errors) < MAX_REPORTED_ERRORS:
                 self.errors.append(reason)
@@ -34,6 +38,18 @@ class WriteResult:
 class SearchResult:
     total: int
     hits: list[dict[str, Any]]  # document sources, newest first, with "_id" and "_index"
+
+
+def check_complete(run: FileRun, written: WriteResult, left: int) -> None:
+    """With no newer run's documents in place: `left` of this run's are, which must be
+    all it wrote. Fewer, or any kept out by a newer run's version (superseded), mean
+    a newer run failed and removed its documents and the older ones meanwhile."""
+    if left != written.indexed or written.superseded:
+        raise SinkError(
+            f"{run.filename}: {written.indexed - left} of this run's {written.indexed} "
+            f"documents, and {written.superseded} a newer run had written, were removed "
+            "meanwhile by another run of the file"
+        )
 
 
 class Sink(Protocol):
@@ -57,6 +73,27 @@ class Sink(Protocol):
 
     def delete_file(self, build_uuid: str, filename: str) -> int:
         """Remove every document of one file of one build; returns how many."""
+        ...
+
+    # Re-indexing a file (see worker.pipeline.run_job and README "This build is fully
+    # indexed"): begin_file, then write the documents of the run's generation, then
+    # replace_file; or discard_file if the run failed after writing any.
+    def begin_file(self, run: FileRun) -> FileRun:
+        """Note that `run` starts; the run to use from now on (a sink may note in it
+        what it learnt, e.g. that no other run of the file had started)."""
+        ...
+
+    def replace_file(self, run: FileRun, written: WriteResult) -> int:
+        """After `run` wrote all of its file's documents (`written` says how it went):
+        remove the file's documents of older runs, and of this run too if a newer run
+        has written the file; returns how many were removed. Raises SinkError when the
+        run's documents are no longer all there (see `check_complete`): the caller then
+        discards the run."""
+        ...
+
+    def discard_file(self, run: FileRun) -> int:
+        """After `run` failed: remove the file's documents of this run and of older
+        runs, so that no partial file stays searchable; returns how many."""
         ...
 
     def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:

@@ -36,7 +36,16 @@ class Chunk:
 
 
 def serialize(document: Document) -> tuple[bytes, bytes]:
-    action = f'{{"index":{{"_index":"{document.index}","_id":"{document.id}"}}}}\n'.encode()
+    generation = document.file.generation
+    if generation:
+        # The run's generation is the document's external version: the engine keeps
+        # a newer run's version of an id over an older run's arriving late (409).
+        action = (
+            f'{{"index":{{"_index":"{document.index}","_id":"{document.id}",'
+            f'"version":{generation},"version_type":"external_gte"}}}}\n'
+        ).encode()
+    else:
+        action = f'{{"index":{{"_index":"{document.index}","_id":"{document.id}"}}}}\n'.encode()
     if not document.fields:
         return action, orjson.dumps(document.file.fields, option=orjson.OPT_APPEND_NEWLINE)
     # The file's fields were serialised once, when the job started.
@@ -66,6 +75,7 @@ def chunk_documents(
 class ItemOutcome:
     retry: list[int]  # positions rejected for load (429): worth sending again
     failed: list[tuple[int, str]]  # positions refused for good, with the reason
+    superseded: int = 0  # items a newer run of the file had written already (409)
 
 
 def read_items(response: dict[str, Any], ids: Sequence[str]) -> ItemOutcome:
@@ -81,6 +91,8 @@ def read_items(response: dict[str, Any], ids: Sequence[str]) -> ItemOutcome:
             continue
         if status == 429:
             outcome.retry.append(position)
+        elif status == 409:
+            outcome.superseded += 1
         else:
             error = result.get("error") or {}
             if isinstance(error, dict):

@@ -9,15 +9,22 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from worker.config import SinkConfig
-from worker.documents import Document, document_id
+from worker.documents import (
+    FILE_KEY_FIELD,
+    GENERATION_FIELD,
+    Document,
+    FileRun,
+    document_id,
+)
 from worker.errors import QueryError, SinkError
 from worker.resources import resource_path
-from worker.sinks.base import SearchResult, WriteResult
+from worker.sinks.base import SearchResult, WriteResult, check_complete
 from worker.sinks.bulk import Chunk, chunk_documents, read_items
 
 # For requests over the index pattern: no index yet means no hits, not an error.
@@ -28,6 +35,8 @@ OVERLOADED = frozenset({429, 502, 503, 504})
 # sink.concurrent_requests in flight plus the one being built, each at most
 # sink.chunk_bytes).
 SEND_AHEAD = 1
+# Documents deleted per search-and-bulk-delete round.
+DELETE_PAGE = 1000
 # A `_bulk` answer cut to what `bulk.read_items` reads: about 25 bytes an item instead
 # of 200, which the engine does not write and the worker does not parse.
 BULK_PARAMS = {"filter_path": "errors,items.*.status,items.*.error"}
@@ -176,7 +185,10 @@ class EngineSink:
                 result.add_error(f"bulk refused: HTTP {status}: {reason(body)}", len(chunk.ids))
                 return
             outcome = read_items(body, chunk.ids)
-            result.indexed += len(chunk.ids) - len(outcome.retry) - len(outcome.failed)
+            result.superseded += outcome.superseded
+            result.indexed += (
+                len(chunk.ids) - len(outcome.retry) - len(outcome.failed) - outcome.superseded
+            )
             for _, why in outcome.failed:
                 result.add_error(why)
             if not outcome.retry:
@@ -216,20 +228,92 @@ class EngineSink:
         return SearchResult(total=int(response["hits"]["total"]["value"]), hits=hits)
 
     def delete_file(self, build_uuid: str, filename: str) -> int:
-        """Remove a file's documents. Search-then-bulk-delete rather than
-        _delete_by_query, which minimal distributions (no reindex module) lack."""
-        query = {
-            "bool": {
-                "filter": [
-                    {"term": {"build_uuid": build_uuid}},
-                    {"term": {"filename": filename}},
-                ]
-            }
-        }
+        """Remove a file's documents."""
+        query = {"bool": {"filter": _of_build_file(build_uuid, filename)}}
+        return self._delete_matching(query, filename)
+
+    def begin_file(self, run: FileRun) -> FileRun:
+        # The marker's _version counts the runs of the file ever started; GET is
+        # real-time, unlike search, so replace_file can tell without a refresh whether
+        # any other run could have written the file.
+        status, answer = self._perform(
+            "PUT",
+            self._marker(run),
+            orjson.dumps({"type": "file_run", "file_key": run.key, "generation": run.generation}),
+        )
+        if status >= 300:
+            raise SinkError(
+                f"noting the run of {run.filename} failed: HTTP {status}: {reason(answer)}"
+            )
+        return replace(run, first=int(answer.get("_version", 0)) == 1)
+
+    def replace_file(self, run: FileRun, written: WriteResult) -> int:
+        if run.first and self._alone(run):
+            return 0
+        # Searches see only refreshed documents: older runs' may be recent.
+        removed = self._delete_matching(
+            self._of_file(run, {"bool": {"must_not": _from_generation("gte", run)}}),
+            run.filename,
+            version=(run.generation, "external"),  # only what is still older than this run
+        )
+        if self._count_of(self._of_file(run, _from_generation("gt", run))):
+            # A newer run has written the file: it owns it, and its documents of the
+            # same ids are already in place (versions), so this run's others go.
+            own = self._of_file(run, {"term": {GENERATION_FIELD: run.generation}})
+            return removed + self._delete_matching(
+                own, run.filename, version=(run.generation, "external_gte")
+            )
+        left = self._count_of(self._of_file(run, {"term": {GENERATION_FIELD: run.generation}}))
+        check_complete(run, written, left)
+        return removed
+
+    def discard_file(self, run: FileRun) -> int:
+        query = self._of_file(run, {"bool": {"must_not": _from_generation("gt", run)}})
+        return self._delete_matching(query, run.filename, version=(run.generation, "external_gte"))
+
+    def _alone(self, run: FileRun) -> bool:
+        """No other run of the file has started, and none of the file's documents from
+        before generations existed is visible: nothing to replace, no refresh needed."""
+        status, answer = self._perform("GET", self._marker(run))
+        if status >= 300:
+            raise SinkError(
+                f"reading the run of {run.filename} failed: HTTP {status}: {reason(answer)}"
+            )
+        if int(answer.get("_version", 0)) != 1:
+            return False
+        others = {"bool": {"must_not": {"term": {GENERATION_FIELD: run.generation}}}}
+        return self._count_of(self._of_file(run, others)) == 0
+
+    def _marker(self, run: FileRun) -> str:
+        return f"/{self.config.build_index}/_doc/run-{run.key}"
+
+    @staticmethod
+    def _of_file(run: FileRun, condition: dict[str, Any]) -> dict[str, Any]:
+        """`condition` on the documents of the run's file: those of its build and
+        filename, or, of no build, those with its key (see documents.FILE_KEY_FIELD)."""
+        if run.build_uuid:
+            of_file = _of_build_file(run.build_uuid, run.filename)
+        else:
+            of_file = [{"term": {FILE_KEY_FIELD: run.key}}]
+        return {"bool": {"filter": [*of_file, condition]}}
+
+    def _count_of(self, query: dict[str, Any]) -> int:
+        body = orjson.dumps({"query": query})
+        response = self._checked("POST", f"/{self.pattern}/_count", body, params=PATTERN_PARAMS)
+        return int(response["count"])
+
+    def _delete_matching(
+        self, query: dict[str, Any], filename: str, version: tuple[int, str] | None = None
+    ) -> int:
+        """Delete what `query` finds, a page at a time: search then bulk delete, as
+        minimal distributions (no reindex module) lack _delete_by_query. With
+        `version` (generation, version type) a document rewritten by a newer run since
+        the search is left alone (409), as is one already gone (404)."""
+        extra = {"version": version[0], "version_type": version[1]} if version else {}
         deleted = 0
         while True:
             self.refresh()
-            body = {"query": query, "size": 1000, "_source": False}
+            body = {"query": query, "size": DELETE_PAGE, "_source": False}
             response = self._checked(
                 "POST", f"/{self.pattern}/_search", orjson.dumps(body), params=PATTERN_PARAMS
             )
@@ -237,13 +321,26 @@ class EngineSink:
             if not hits:
                 return deleted
             lines = [
-                orjson.dumps({"delete": {"_index": hit["_index"], "_id": hit["_id"]}}) + b"\n"
+                orjson.dumps({"delete": {"_index": hit["_index"], "_id": hit["_id"], **extra}})
+                + b"\n"
                 for hit in hits
             ]
-            status, answer = self._perform("POST", "/_bulk", b"".join(lines), ndjson=True)
-            if status >= 300 or answer.get("errors"):
+            status, answer = self._perform(
+                "POST", "/_bulk", b"".join(lines), ndjson=True, params=BULK_PARAMS
+            )
+            if status >= 300:
                 raise SinkError(f"deleting documents of {filename} failed: {reason(answer)}")
-            deleted += len(hits)
+            statuses = [int(next(iter(item.values()))["status"]) for item in answer["items"]]
+            refused = [code for code in statuses if code >= 300 and code not in (404, 409)]
+            if refused:
+                raise SinkError(
+                    f"deleting documents of {filename} failed: {len(refused)} refused "
+                    f"(HTTP {refused[0]})"
+                )
+            done = sum(1 for code in statuses if code < 300)
+            if not done:
+                return deleted  # every hit was rewritten or removed by someone else
+            deleted += done
 
     def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
         index = self.config.build_index
@@ -297,6 +394,14 @@ class EngineSink:
         if status >= 300:
             raise SinkError(f"{method} {path} failed: HTTP {status}: {reason(response)}")
         return response
+
+
+def _of_build_file(build_uuid: str, filename: str) -> list[dict[str, Any]]:
+    return [{"term": {"build_uuid": build_uuid}}, {"term": {"filename": filename}}]
+
+
+def _from_generation(operator: str, run: FileRun) -> dict[str, Any]:
+    return {"range": {GENERATION_FIELD: {operator: run.generation}}}
 
 
 def reason(body: Any) -> str:

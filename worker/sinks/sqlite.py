@@ -17,12 +17,15 @@ from typing import Any
 import orjson
 
 from worker.config import SinkConfig, parse_sink_url
-from worker.documents import Document
+from worker.documents import Document, FileRun
 from worker.errors import ConfigError, SinkError
-from worker.sinks.base import SearchResult, WriteResult
+from worker.sinks.base import SearchResult, WriteResult, check_complete
 from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS, translate
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Columns added since the first schema, with their type: prepare() adds them to a
+# database made by an older worker.
+_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("generation", "INTEGER"),)
 
 # Columns filled from a document, in insert order.
 _COLUMNS: tuple[str, ...] = (
@@ -81,11 +84,18 @@ _SCHEMA: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS builds (build_uuid TEXT PRIMARY KEY, summary TEXT NOT NULL)",
 )
 
+# A document of an older run than the stored one's is not written (see FileRun);
+# documents of no run (generation NULL) always are.
 _UPSERT = (
     f"INSERT INTO documents ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
     " ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS[1:])
+    + " WHERE excluded.generation IS NULL OR documents.generation IS NULL"
+    " OR excluded.generation >= documents.generation"
 )
+# The documents of one file: their ids start with its key and "-" ("." follows "-"),
+# so the unique index on id finds them.
+_OF_FILE = "id >= ? AND id < ?"
 
 # Errors that concern one row's data; anything else (locks, I/O, a full disk) is the
 # database's problem and fails the whole write.
@@ -245,6 +255,10 @@ class SqliteSink:
                     )
                 for statement in _SCHEMA:
                     connection.execute(statement)
+                present = {row[1] for row in connection.execute("PRAGMA table_info(documents)")}
+                for name, kind in _ADDED_COLUMNS:
+                    if name not in present:
+                        connection.execute(f"ALTER TABLE documents ADD COLUMN {name} {kind}")
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise SinkError(f"{self.path}: cannot create schema: {exc}") from None
@@ -276,27 +290,31 @@ class SqliteSink:
         try:
             try:
                 with self._writing() as connection:
-                    connection.executemany(_UPSERT, rows)
+                    written = connection.executemany(_UPSERT, rows).rowcount
             except _ROW_ERRORS:
                 # Some row is bad: store the rest one by one so only that row is refused.
                 self._store_each(rows, result)
                 return
         except sqlite3.Error as exc:
             raise SinkError(f"{self.path}: write failed: {exc}") from None
-        result.indexed += len(rows)
+        result.indexed += written
+        result.superseded += len(rows) - written
 
     def _store_each(self, rows: list[tuple[Any, ...]], result: WriteResult) -> None:
         stored = 0
+        superseded = 0
         refused: list[str] = []
         with self._writing() as connection:
             for row in rows:
                 try:
-                    connection.execute(_UPSERT, row)
+                    written = connection.execute(_UPSERT, row).rowcount
                 except _ROW_ERRORS as exc:
                     refused.append(f"document {row[0]}: refused by SQLite: {exc}")
                 else:
-                    stored += 1
+                    stored += written
+                    superseded += 1 - written
         result.indexed += stored
+        result.superseded += superseded
         for reason in refused:
             result.add_error(reason)
 
@@ -388,6 +406,55 @@ class SqliteSink:
                 return cursor.rowcount
         except sqlite3.Error as exc:
             raise SinkError(f"{self.path}: delete failed: {exc}") from None
+
+    def begin_file(self, run: FileRun) -> FileRun:
+        # Nothing to note: replace_file works in one transaction, which sees every commit.
+        return run
+
+    def replace_file(self, run: FileRun, written: WriteResult) -> int:
+        bounds = (f"{run.key}-", f"{run.key}.")
+        try:
+            with self._writing() as connection:
+                # One pass over the file's rows; a first run (the usual case) deletes none.
+                older, newer, left = connection.execute(
+                    "SELECT count(*) FILTER (WHERE generation IS NULL OR generation < ?),"
+                    " count(*) FILTER (WHERE generation > ?),"
+                    " count(*) FILTER (WHERE generation = ?)"
+                    f" FROM documents WHERE {_OF_FILE}",
+                    (run.generation, run.generation, run.generation, *bounds),
+                ).fetchone()
+                if not newer:
+                    check_complete(run, written, left)
+                    if not older:
+                        return 0
+                # A newer run that has written the file owns it (see EngineSink): this
+                # run's documents go too.
+                stale = "<=" if newer else "<"
+                removed = connection.execute(
+                    f"DELETE FROM documents WHERE {_OF_FILE}"
+                    f" AND (generation IS NULL OR generation {stale} ?)",
+                    (*bounds, run.generation),
+                ).rowcount
+                return int(removed)
+        except sqlite3.Error as exc:
+            raise SinkError(
+                f"{self.path}: replacing the documents of {run.filename} failed: {exc}"
+            ) from None
+
+    def discard_file(self, run: FileRun) -> int:
+        try:
+            with self._writing() as connection:
+                return int(
+                    connection.execute(
+                        f"DELETE FROM documents WHERE {_OF_FILE}"
+                        " AND (generation IS NULL OR generation <= ?)",
+                        (f"{run.key}-", f"{run.key}.", run.generation),
+                    ).rowcount
+                )
+        except sqlite3.Error as exc:
+            raise SinkError(
+                f"{self.path}: removing the documents of {run.filename} failed: {exc}"
+            ) from None
 
     def close(self) -> None:
         with self._connections_lock:

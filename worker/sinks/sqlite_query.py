@@ -76,7 +76,7 @@ KEYWORD_COLUMNS: tuple[str, ...] = (
     "program",
 )
 # INTEGER affinity makes `line_number:12` (a text parameter) compare as a number.
-INTEGER_COLUMNS: tuple[str, ...] = ("line_number", "line_count")
+INTEGER_COLUMNS: tuple[str, ...] = ("line_number", "line_count", "generation")
 # Document fields whose column name differs from the field name.
 RENAMED_COLUMNS: dict[str, str] = {"@timestamp": "timestamp", "_id": "id", "_index": "idx"}
 
