@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.engines import build_index_for, index_prefix
 from tests.httpserver import LogServer, serve_directory
 from tests.integration.conftest import SINK_KINDS, sink_url
 from worker.config import FetchConfig, ParseConfig, SinkConfig, WorkerConfig
@@ -60,12 +61,12 @@ LONG_LINES = [
 @pytest.fixture(params=SINK_KINDS)
 def sink_config(request: pytest.FixtureRequest, tmp_path: Path) -> SinkConfig:
     url = sink_url(request, tmp_path)
-    tag = uuid.uuid4().hex[:12]
+    prefix = index_prefix()
     # Small chunks: a body cut midway has had some chunks written by then.
     config = SinkConfig(
         url=url,
-        index_prefix=f"test-{tag}-",
-        build_index=f"ci-log-builds-test-{tag}",
+        index_prefix=prefix,
+        build_index=build_index_for(prefix),
         chunk_documents=20,
     )
     return config
