@@ -15,7 +15,7 @@ from worker.config import WorkerConfig
 from worker.decode import DecodeStats, decode_lines
 from worker.documents import Document, build_documents
 from worker.events import Event, EventStats, group_events
-from worker.fetch import open_source
+from worker.fetch import Interrupt, open_source, verify_length
 from worker.formats import choose_format
 from worker.formats.base import ParseContext
 from worker.job import Job, JobSummary
@@ -26,12 +26,14 @@ SNIFF_LINES = 50
 T = TypeVar("T")
 
 
-def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
+def run_job(
+    job: Job, config: WorkerConfig, sink: Sink, interrupt: Interrupt | None = None
+) -> JobSummary:
     started = time.monotonic()
     summary = JobSummary(source_url=mask_url(job.source_url))  # logged and answered
     decode_stats = DecodeStats()
     event_stats = EventStats()
-    with open_source(job.source_url, config.fetch) as source:
+    with open_source(job.source_url, config.fetch, interrupt) as source:
         summary.format, documents = parse_documents(
             source.chunks,
             job,
@@ -42,6 +44,8 @@ def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
         )
         result = sink.write(counted(documents, summary))
         summary.compressed_bytes = source.received
+        if source.ended:  # not when a cap stopped reading: `truncated` says that
+            summary.length_verified = verify_length(source, job.size, decode_stats.bytes)
     summary.lines = decode_stats.lines
     summary.decompressed_bytes = decode_stats.bytes
     summary.truncated_lines = decode_stats.truncated
