@@ -15,7 +15,7 @@ from worker.config import WorkerConfig
 from worker.decode import DecodeStats, decode_lines
 from worker.documents import Document, build_documents
 from worker.events import Event, EventStats, group_events
-from worker.fetch import Interrupt, open_source, verify_length
+from worker.fetch import Interrupt, Source, open_source, verify_length
 from worker.formats import choose_format
 from worker.formats.base import ParseContext
 from worker.job import Job, JobSummary
@@ -42,10 +42,10 @@ def run_job(
             decode_stats=decode_stats,
             event_stats=event_stats,
         )
-        result = sink.write(counted(documents, summary))
+        result = sink.write(
+            checked_length(counted(documents, summary), source, job.size, decode_stats, summary)
+        )
         summary.compressed_bytes = source.received
-        if source.ended:  # not when a cap stopped reading: `truncated` says that
-            summary.length_verified = verify_length(source, job.size, decode_stats.bytes)
     summary.lines = decode_stats.lines
     summary.decompressed_bytes = decode_stats.bytes
     summary.truncated_lines = decode_stats.truncated
@@ -126,6 +126,20 @@ def counted(documents: Iterable[T], summary: JobSummary) -> Iterator[T]:
     for document in documents:
         summary.documents += 1
         yield document
+
+
+def checked_length(
+    documents: Iterable[T],
+    source: Source,
+    expected: int | None,
+    stats: DecodeStats,
+    summary: JobSummary,
+) -> Iterator[T]:
+    """The documents, then the check that the body was whole: raised while the sink is
+    still writing, a short body fails the file like a connection broken mid-body."""
+    yield from documents
+    if source.ended:  # not when a cap stopped reading: `truncated` says that
+        summary.length_verified = verify_length(source, expected, stats.bytes)
 
 
 def is_html(job: Job) -> bool:
