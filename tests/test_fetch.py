@@ -9,6 +9,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -458,30 +459,38 @@ def test_an_interrupt_ends_a_slow_transfer(
 ):
     server.behave("/slow.txt", **behaviour)
     patient = replace(config, read_timeout=60.0, min_bytes_per_second=0)
+    # Once the first chunk is in, the reader waits for more.
+    error = interrupted_read(server.url("slow.txt"), patient, lambda received: bool(received))
+    assert isinstance(error, Interrupted)
+    assert str(error) == f"{server.url('slow.txt')}: the worker is stopping"
+
+
+def interrupted_read(
+    url: str, config: FetchConfig, started: Callable[[list[bytes]], bool]
+) -> BaseException | None:
+    """What reading `url` in a thread raises when interrupted once `started(received)`."""
     interrupt = fetch.Interrupt()
     received: list[bytes] = []
     errors: list[BaseException] = []
 
     def reader() -> None:
         try:
-            read_into(received, server.url("slow.txt"), patient, interrupt=interrupt)
+            read_into(received, url, config, interrupt=interrupt)
         except BaseException as exc:
             errors.append(exc)
 
     thread = threading.Thread(target=reader)
     thread.start()
-    while not received:  # the first chunk has arrived: the reader now waits for more
+    while not started(received):
         assert thread.is_alive(), errors
         time.sleep(0.05)
     interrupt.interrupt("the worker is stopping")
     thread.join(timeout=20)  # a bound for the test, far above what it takes
     assert not thread.is_alive()
-    [error] = errors
-    assert isinstance(error, Interrupted)
-    assert str(error) == f"{server.url('slow.txt')}: the worker is stopping"
+    return errors[0] if errors else None
 
 
-def test_an_interrupted_interrupt_refuses_the_next_file(server: LogServer, config: FetchConfig):
+def test_an_interrupt_refuses_every_later_file(server: LogServer, config: FetchConfig):
     interrupt = fetch.Interrupt()
     interrupt.interrupt("the worker is stopping")
     with pytest.raises(Interrupted, match="the worker is stopping"):
@@ -532,3 +541,14 @@ def test_a_chunked_body_cut_short_fails(server: LogServer, config: FetchConfig):
     server.behave("/cut.txt", body_size=3 * MiB, chunked=True, drop_after=500_000)
     with pytest.raises(FetchError, match=r"connection broken .* after \d+ bytes"):
         read_all(server.url("cut.txt"), config)
+
+
+def test_an_interrupt_ends_the_wait_for_the_status_line(server: LogServer, config: FetchConfig):
+    server.behave("/silent.txt", delay=30.0, body_size=10)  # headers 30 s late
+    patient = replace(config, read_timeout=60.0)
+    # The request is in: the reader waits for the answer.
+    error = interrupted_read(
+        server.url("silent.txt"), patient, lambda _: server.hits["/silent.txt"] > 0
+    )
+    assert isinstance(error, Interrupted)
+    assert server.hits["/silent.txt"] == 1  # not retried

@@ -25,10 +25,12 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn
 from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -138,16 +140,17 @@ class Interrupt:
         self.reason: str | None = None
         self._woken = threading.Event()
         self._lock = threading.Lock()
-        self._watched: set[urllib3.BaseHTTPResponse] = set()
+        # The connection each thread is using for its fetch: one at a time per thread.
+        self._watched: dict[int, HTTPConnection] = {}
 
     def interrupt(self, reason: str) -> None:
         with self._lock:
             if self.reason is None:
                 self.reason = reason
-            watched = list(self._watched)
+            watched = list(self._watched.values())
         self._woken.set()
-        for response in watched:
-            _shut_down(response)
+        for connection in watched:
+            _shut_down(connection)
 
     def check(self, url: str) -> None:
         if self.reason is not None:
@@ -157,22 +160,23 @@ class Interrupt:
         """Wait `seconds`, or less if interrupted meanwhile."""
         self._woken.wait(seconds)
 
-    def watch(self, response: urllib3.BaseHTTPResponse) -> None:
+    def watch(self, connection: HTTPConnection) -> None:
         with self._lock:
-            self._watched.add(response)
+            self._watched[threading.get_ident()] = connection
             interrupted = self.reason is not None
         if interrupted:  # interrupted just before: the loop above did not see this one
-            _shut_down(response)
+            _shut_down(connection)
 
-    def forget(self, response: urllib3.BaseHTTPResponse) -> None:
+    def forget(self) -> None:
         # Before the connection goes back to the pool, where another request may use it.
         with self._lock:
-            self._watched.discard(response)
+            self._watched.pop(threading.get_ident(), None)
 
 
-def _shut_down(response: urllib3.BaseHTTPResponse) -> None:
-    """Wake a read blocked on `response`'s socket: it then sees the end of the stream."""
-    sock = getattr(getattr(response, "connection", None), "sock", None)
+def _shut_down(connection: HTTPConnection) -> None:
+    """Wake a read blocked on `connection`'s socket: it then sees the end of the stream.
+    A connection still connecting has no socket yet: connect_timeout bounds that."""
+    sock = getattr(connection, "sock", None)
     if isinstance(sock, socket.socket):
         # The plain socket's shutdown even for TLS: SSLSocket.shutdown would also drop its
         # TLS state under the reading thread's feet.
@@ -431,6 +435,34 @@ _pools: dict[tuple[int, str | None], urllib3.PoolManager] = {}
 _pools_lock = threading.Lock()
 
 
+# The Interrupt of the fetch this thread is making, for the connection classes below.
+_fetching = threading.local()
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    """A connection that an Interrupt can shut down from the moment it sends a request:
+    waiting for the status line and headers (a server may drip those too) is then no
+    longer beyond reach."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        interrupt: Interrupt | None = getattr(_fetching, "interrupt", None)
+        if interrupt is not None:
+            interrupt.watch(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
 def _pool(ca_certs: str | None) -> urllib3.PoolManager:
     key = (os.getpid(), ca_certs)
     with _pools_lock:
@@ -444,6 +476,7 @@ def _pool(ca_certs: str | None) -> urllib3.PoolManager:
                 ca_certs=ca_certs,
                 headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
             )
+            pool.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
             _pools[key] = pool
         return pool
 
@@ -508,6 +541,7 @@ def _attempt(url: str, config: FetchConfig, pace: _Pace, interrupt: Interrupt) -
     pool = _pool(config.ca_certs)
     timeout = urllib3.Timeout(connect=config.connect_timeout, read=config.read_timeout)
     current = url
+    _fetching.interrupt = interrupt
     for _ in range(MAX_REDIRECTS + 1):
         try:
             response = pool.urlopen(
@@ -520,8 +554,9 @@ def _attempt(url: str, config: FetchConfig, pace: _Pace, interrupt: Interrupt) -
                 timeout=timeout,
             )
         except (HTTPError, OSError) as exc:
+            interrupt.forget()
+            interrupt.check(url)  # the interrupt's doing, not the server's
             _raise_for(exc, current)
-        interrupt.watch(response)
         status = response.status
         if status in _REDIRECT_STATUSES and response.headers.get("Location"):
             target = urljoin(current, response.headers["Location"])
@@ -644,6 +679,6 @@ def _release(response: urllib3.BaseHTTPResponse, interrupt: Interrupt) -> None:
     only affects a partly read one: draining it instead could mean downloading the rest of
     a large log just to keep one connection.
     """
-    interrupt.forget(response)
+    interrupt.forget()
     response.close()
     response.release_conn()
