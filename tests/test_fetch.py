@@ -425,6 +425,29 @@ def test_a_dripping_server_fails_the_file_at_max_seconds(server: LogServer, conf
     assert server.hits["/drip.txt"] == 1
 
 
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        {"body_size": MiB, "stall_after": 200_000, "stall": 30.0},  # no byte for 30 s
+        {"body_size": 10, "delay": 30.0},  # headers 30 s late
+    ],
+    ids=["stall", "silent"],
+)
+def test_a_silent_server_fails_the_file_at_max_seconds(
+    server: LogServer, config: FetchConfig, behaviour: dict[str, Any]
+):
+    # read_timeout is longer than the silence: only the deadline can end it sooner.
+    server.behave("/slow.txt", **behaviour)
+    patient = replace(config, read_timeout=60.0, max_seconds=1.5, retries=0)
+    with pytest.raises(FetchError) as caught:
+        read_into([], server.url("slow.txt"), patient)
+    assert str(caught.value).startswith(
+        f"{server.url('slow.txt')}: the log server did not send the file within"
+        " fetch.max_seconds (1.5 s)"
+    )
+    assert server.hits["/slow.txt"] == 1
+
+
 def test_a_dripping_server_fails_the_file_below_the_minimum_rate(
     server: LogServer, config: FetchConfig
 ):

@@ -160,6 +160,14 @@ class Interrupt:
         """Wait `seconds`, or less if interrupted meanwhile."""
         self._woken.wait(seconds)
 
+    def shut(self, thread: int) -> None:
+        """Shut the connection `thread` is using, without interrupting anything else: the
+        deadline of that thread's file has passed."""
+        with self._lock:
+            connection = self._watched.get(thread)
+        if connection is not None:
+            _shut_down(connection)
+
     def watch(self, connection: HTTPConnection) -> None:
         with self._lock:
             self._watched[threading.get_ident()] = connection
@@ -231,10 +239,13 @@ class _Pace:
                 try:
                     piece = read_some(chunk_bytes - len(chunk))
                 except (HTTPError, OSError):
-                    interrupt.check(self.url)  # the interrupt's doing, not the server's
+                    # The interrupt's or the deadline's doing, not the server's.
+                    interrupt.check(self.url)
+                    self.check()
                     raise
                 interrupt.check(self.url)
                 if not piece:
+                    self.check()  # a socket shut at the deadline ends like the body
                     break
                 chunk += piece
                 self.received += len(piece)
@@ -286,8 +297,16 @@ def open_source(
         if isinstance(target, Path)
         else _open_http(url, config, pace, interrupt)
     )
-    with opened as source:
-        yield source
+    # Pace is judged as bytes arrive; this wakes a fetch that receives none at all (a
+    # stall, headers that never come) at its deadline.
+    deadline = threading.Timer(config.max_seconds, interrupt.shut, (threading.get_ident(),))
+    deadline.daemon = True
+    deadline.start()
+    try:
+        with opened as source:
+            yield source
+    finally:
+        deadline.cancel()
 
 
 # --- allowlist ---------------------------------------------------------------------------
@@ -555,7 +574,8 @@ def _attempt(url: str, config: FetchConfig, pace: _Pace, interrupt: Interrupt) -
             )
         except (HTTPError, OSError) as exc:
             interrupt.forget()
-            interrupt.check(url)  # the interrupt's doing, not the server's
+            interrupt.check(url)  # the interrupt's or the deadline's doing, not the server's
+            pace.check()
             _raise_for(exc, current)
         status = response.status
         if status in _REDIRECT_STATUSES and response.headers.get("Location"):
