@@ -62,6 +62,7 @@ def plan_build(
                 tags=item.tags,
                 options=item.options,
                 build=tracking,
+                size=item.size,
             ),
         )
         for item in selected

@@ -29,6 +29,9 @@ def print_report(outcomes: Sequence[Outcome], skipped: Sequence[Selected], out: 
         failed += summary.failed
         seconds += summary.seconds
         status = "ok" if outcome.ok else f"{summary.failed} refused: {'; '.join(summary.errors)}"
+        if not summary.length_verified:
+            # Sent without Content-Length and not listed with a size: a hang-up looks the same.
+            status += " (length unverified)"
         rows.append(
             (
                 outcome.path,

@@ -9,8 +9,9 @@
 Files are sent with Content-Length and Last-Modified. Like the log servers CI systems use,
 a `.gz` file is sent with `Content-Encoding: gzip`, and a missing `name` is answered with
 `name.gz` if that exists. Behaviours, set per URL path, make a path misbehave: fail N
-times, stall, hang up mid-body, use chunked transfer, redirect, or serve a generated body
-of any size without holding it in memory.
+times, stall, drip a few bytes a second, hang up mid-body, use chunked transfer or no
+length at all (the end of the body is the end of the connection), redirect, or serve a
+generated body of any size without holding it in memory.
 """
 
 from __future__ import annotations
@@ -63,7 +64,10 @@ class Behaviour:
     stall_after: int | None = None  # after this many body bytes, wait `stall` seconds
     stall: float = 0.0
     drop_after: int | None = None  # after this many body bytes, hang up
+    drip_after: int | None = None  # after this many body bytes, send `drip` bytes a second
+    drip: int = 4
     chunked: bool = False  # no Content-Length: chunked transfer encoding
+    no_length: bool = False  # neither Content-Length nor chunked: the body ends at hang-up
     redirect: str | None = None  # answer 302 with this Location (absolute or relative)
     body_size: int | None = None  # send a generated body of this size instead of a file
 
@@ -196,6 +200,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if behaviour.chunked:
             self.send_header("Transfer-Encoding", "chunked")
+        elif behaviour.no_length:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         else:
             self.send_header("Content-Length", str(size))
         self.end_headers()
@@ -220,10 +227,24 @@ class _Handler(BaseHTTPRequestHandler):
                     sent = behaviour.stall_after
                     stalled = True
                     time.sleep(behaviour.stall)
+                if behaviour.drip_after is not None and sent + len(data) > behaviour.drip_after:
+                    self._write(data[: max(behaviour.drip_after - sent, 0)], behaviour.chunked)
+                    self.wfile.flush()
+                    self._drip(data[max(behaviour.drip_after - sent, 0) :], behaviour)
+                    sent += len(data)
+                    continue
                 self._write(data, behaviour.chunked)
                 sent += len(data)
         if behaviour.chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+    def _drip(self, data: bytes, behaviour: Behaviour) -> None:
+        # Every write succeeds and every byte is new, so neither a read timeout nor
+        # a dropped connection ends the transfer: only the client's own limits can.
+        for start in range(0, len(data), behaviour.drip):
+            time.sleep(1.0)
+            self._write(data[start : start + behaviour.drip], behaviour.chunked)
+            self.wfile.flush()
 
     def _write(self, data: bytes, chunked: bool) -> None:
         if not data:

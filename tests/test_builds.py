@@ -40,3 +40,12 @@ def test_a_truncated_file_says_why_in_its_outcome_and_the_build_summary() -> Non
         {"filename": "job-output.txt", "status": "ok", "lines": 54, "indexed": 0, "failed": 0},
     ]
     assert summary["files_truncated"] == 1 and summary["files_failed"] == 0
+
+
+def test_a_file_read_to_an_unchecked_end_says_so_in_its_outcome() -> None:
+    unchecked = JobSummary(URL + "nolength.txt", lines=10, length_verified=False)
+    checked = JobSummary(URL + "job-output.txt", lines=54)
+    outcome = file_outcome(job("nolength.txt"), unchecked, None)
+    assert outcome["status"] == "ok"  # nothing says it is short, either
+    assert outcome["length_verified"] is False
+    assert "length_verified" not in file_outcome(job("job-output.txt"), checked, None)

@@ -7,9 +7,13 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +27,7 @@ from tests.httpserver import (
 from tests.paths import CORPUS, REPO
 from worker import fetch
 from worker.config import FetchConfig
-from worker.errors import FetchError
+from worker.errors import FetchError, Interrupted
 from worker.fetch import check_allowed, open_source
 
 MiB = 1024 * 1024
@@ -136,7 +140,7 @@ def test_500_always_fails_after_all_attempts(server: LogServer, config: FetchCon
 
 def test_backoff_doubles(server: LogServer, config: FetchConfig, monkeypatch: pytest.MonkeyPatch):
     sleeps: list[float] = []
-    monkeypatch.setattr(fetch.time, "sleep", sleeps.append)
+    monkeypatch.setattr(fetch.Interrupt, "sleep", lambda self, seconds: sleeps.append(seconds))
     server.behave("/broken.txt", status=500)
     with pytest.raises(FetchError):
         read_all(server.url("broken.txt"), replace(config, retries=3, backoff=0.5))
@@ -397,3 +401,177 @@ def test_large_body_streams_in_constant_memory(server: LogServer):
     total, growth = map(int, done.stdout.split())
     assert total == size
     assert growth < 50 * MiB
+
+
+# --- deadline, minimum rate and interrupts -----------------------------------------------
+
+
+def read_into(received: list[bytes], url: str, config: FetchConfig, **options: Any) -> None:
+    with open_source(url, config, **options) as source:
+        received.extend(source.chunks)
+
+
+def test_a_dripping_server_fails_the_file_at_max_seconds(server: LogServer, config: FetchConfig):
+    # 4 bytes a second: every read returns within read_timeout, so only the deadline ends it.
+    server.behave("/drip.txt", body_size=MiB, drip_after=1000, drip=4)
+    received: list[bytes] = []
+    slow = replace(config, max_seconds=1.5, min_bytes_per_second=0)
+    with pytest.raises(FetchError) as caught:
+        read_into(received, server.url("drip.txt"), slow)
+    message = str(caught.value)
+    assert message.startswith(server.url("drip.txt") + ": the log server did not send")
+    assert "fetch.max_seconds (1.5 s)" in message
+    assert len(b"".join(received)) < MiB
+    assert server.hits["/drip.txt"] == 1
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        {"body_size": MiB, "stall_after": 200_000, "stall": 30.0},  # no byte for 30 s
+        {"body_size": 10, "delay": 30.0},  # headers 30 s late
+    ],
+    ids=["stall", "silent"],
+)
+def test_a_silent_server_fails_the_file_at_max_seconds(
+    server: LogServer, config: FetchConfig, behaviour: dict[str, Any]
+):
+    # read_timeout is longer than the silence: only the deadline can end it sooner.
+    server.behave("/slow.txt", **behaviour)
+    patient = replace(config, read_timeout=60.0, max_seconds=1.5, retries=0)
+    with pytest.raises(FetchError) as caught:
+        read_into([], server.url("slow.txt"), patient)
+    assert str(caught.value).startswith(
+        f"{server.url('slow.txt')}: the log server did not send the file within"
+        " fetch.max_seconds (1.5 s)"
+    )
+    assert server.hits["/slow.txt"] == 1
+
+
+def test_a_dripping_server_fails_the_file_below_the_minimum_rate(
+    server: LogServer, config: FetchConfig
+):
+    server.behave("/drip.txt", body_size=MiB, drip_after=1000, drip=4)
+    slow = replace(config, min_bytes_per_second=100, rate_window=1.0)
+    with pytest.raises(FetchError) as caught:
+        read_into([], server.url("drip.txt"), slow)
+    message = str(caught.value)
+    assert message.startswith(server.url("drip.txt") + ": the log server sent ")
+    assert "below fetch.min_bytes_per_second (100)" in message
+
+
+def test_the_minimum_rate_lets_a_fast_file_through(server: LogServer, config: FetchConfig):
+    server.behave("/fast.txt", body_size=5 * MiB)
+    strict = replace(config, min_bytes_per_second=1024, rate_window=0.001)
+    data, _ = read_all(server.url("fast.txt"), strict)
+    assert data == b"".join(generated_body(5 * MiB))
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        {"body_size": MiB, "stall_after": 200_000, "stall": 30.0},  # no byte for 30 s
+        {"body_size": MiB, "drip_after": 200_000, "drip": 4},
+        {"body_size": MiB, "drip_after": 200_000, "drip": 4, "no_length": True},
+        {"body_size": MiB, "drip_after": 200_000, "drip": 4, "chunked": True},
+    ],
+    ids=["stall", "drip", "drip-without-length", "drip-chunked"],
+)
+def test_an_interrupt_ends_a_slow_transfer(
+    server: LogServer, config: FetchConfig, behaviour: dict[str, Any]
+):
+    server.behave("/slow.txt", **behaviour)
+    patient = replace(config, read_timeout=60.0, min_bytes_per_second=0)
+    # Once the first chunk is in, the reader waits for more.
+    error = interrupted_read(server.url("slow.txt"), patient, lambda received: bool(received))
+    assert isinstance(error, Interrupted)
+    assert str(error) == f"{server.url('slow.txt')}: the worker is stopping"
+
+
+def interrupted_read(
+    url: str, config: FetchConfig, started: Callable[[list[bytes]], bool]
+) -> BaseException | None:
+    """What reading `url` in a thread raises when interrupted once `started(received)`."""
+    interrupt = fetch.Interrupt()
+    received: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            read_into(received, url, config, interrupt=interrupt)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    while not started(received):
+        assert thread.is_alive(), errors
+        time.sleep(0.05)
+    interrupt.interrupt("the worker is stopping")
+    thread.join(timeout=20)  # a bound for the test, far above what it takes
+    assert not thread.is_alive()
+    return errors[0] if errors else None
+
+
+def test_an_interrupt_refuses_every_later_file(server: LogServer, config: FetchConfig):
+    interrupt = fetch.Interrupt()
+    interrupt.interrupt("the worker is stopping")
+    with pytest.raises(Interrupted, match="the worker is stopping"):
+        read_all_with(server.url(f"{LOGS}/syslog.txt"), config, interrupt)
+    assert server.hits[f"/{LOGS}/syslog.txt"] == 0
+
+
+def read_all_with(url: str, config: FetchConfig, interrupt: fetch.Interrupt) -> bytes:
+    received: list[bytes] = []
+    read_into(received, url, config, interrupt=interrupt)
+    return b"".join(received)
+
+
+# --- is the body whole? ----------------------------------------------------------------------
+
+
+def test_content_length_makes_the_length_known(server: LogServer, config: FetchConfig):
+    data, source = read_all(server.url(f"{LOGS}/syslog.txt"), config)
+    assert source.ended and source.length_known
+    assert fetch.verify_length(source, None, len(data))
+
+
+def test_a_body_without_length_is_not_known_whole(server: LogServer, config: FetchConfig):
+    server.behave("/nolength.txt", body_size=300_000, no_length=True)
+    data, source = read_all(server.url("nolength.txt"), config)
+    assert data == b"".join(generated_body(300_000))
+    assert source.ended and not source.length_known
+    assert fetch.verify_length(source, None, len(data)) is False
+    assert fetch.verify_length(source, 300_000, len(data)) is True
+
+
+def test_a_body_without_length_cut_short_fails_against_the_listed_size(
+    server: LogServer, config: FetchConfig
+):
+    # The hang-up ends the body exactly like a complete one: only the listing can tell.
+    server.behave("/cut.txt", body_size=300_000, no_length=True, drop_after=100_000)
+    data, source = read_all(server.url("cut.txt"), config)
+    assert len(data) == 100_000 and source.ended
+    with pytest.raises(FetchError) as caught:
+        fetch.verify_length(source, 300_000, len(data))
+    assert str(caught.value) == (
+        f"{server.url('cut.txt')}: the body ended after 100000 bytes received; the listing"
+        " gives 300000 bytes (no Content-Length: the connection ended early)"
+    )
+
+
+def test_a_chunked_body_cut_short_fails(server: LogServer, config: FetchConfig):
+    server.behave("/cut.txt", body_size=3 * MiB, chunked=True, drop_after=500_000)
+    with pytest.raises(FetchError, match=r"connection broken .* after \d+ bytes"):
+        read_all(server.url("cut.txt"), config)
+
+
+def test_an_interrupt_ends_the_wait_for_the_status_line(server: LogServer, config: FetchConfig):
+    server.behave("/silent.txt", delay=30.0, body_size=10)  # headers 30 s late
+    patient = replace(config, read_timeout=60.0)
+    # The request is in: the reader waits for the answer.
+    error = interrupted_read(
+        server.url("silent.txt"), patient, lambda _: server.hits["/silent.txt"] > 0
+    )
+    assert isinstance(error, Interrupted)
+    assert server.hits["/silent.txt"] == 1  # not retried

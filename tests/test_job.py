@@ -178,3 +178,16 @@ def test_job_summary_defaults_round_trip() -> None:
     summary = JobSummary(source_url=URL)
     assert JobSummary.from_json(summary.to_json()) == summary
     assert json.loads(summary.to_json())["errors"] == []
+
+
+def test_the_listed_size_travels_in_the_job() -> None:
+    job = Job(source_url=URL, fields={}, tags=(), size=2004)
+    assert json.loads(job.to_payload())["size"] == 2004
+    assert parse_job(job.to_payload()).size == 2004
+    assert "size" not in json.loads(Job(source_url=URL, fields={}, tags=()).to_payload())
+
+
+@pytest.mark.parametrize("size", [-1, 1.5, "2004", True, [2004]])
+def test_a_size_that_is_no_byte_count_is_refused(size: Any) -> None:
+    with pytest.raises(JobError, match=r"^job size must be a whole number of bytes$"):
+        parse_job(json.dumps({"source_url": URL, "size": size}).encode())

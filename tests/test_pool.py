@@ -115,8 +115,23 @@ def clean_run(tmp_path: Path, job: Job, allow: str) -> tuple[int, int]:
     return sqlite_count(database), summary.indexed
 
 
-def test_the_job_of_a_child_killed_mid_job_is_finished_by_the_other(
-    tmp_path: Path, gearmand: Gearmand, server: LogServer
+@pytest.mark.parametrize(
+    ("signum", "slowly"),
+    [
+        # Killed while the server stalls: gearmand sees the connection drop.
+        (signal.SIGKILL, {"stall": 20.0}),
+        # Stopped while it drips 4 bytes a second (no read times out, the deadline is an
+        # hour away): the child ends its fetch and exits, leaving the job unanswered.
+        (signal.SIGTERM, {"drip": 4}),
+    ],
+    ids=["sigkill-stall", "sigterm-drip"],
+)
+def test_the_job_of_a_child_ended_mid_job_is_finished_by_the_other(
+    tmp_path: Path,
+    gearmand: Gearmand,
+    server: LogServer,
+    signum: signal.Signals,
+    slowly: dict[str, float],
 ) -> None:
     url = server.url(BIG)
     job = job_for(url, "orig.log")
@@ -124,8 +139,8 @@ def test_the_job_of_a_child_killed_mid_job_is_finished_by_the_other(
     assert expected == indexed > 4000
 
     database = tmp_path / "logs.db"
-    # Small reads and commits, so the killed child has stored part of the file when it
-    # dies: the re-run must replace those documents, not add to them.
+    # Small reads and commits, so the ended child has stored part of the file: the
+    # re-run must replace those documents, not add to them.
     config = worker_config(
         tmp_path,
         [gearmand.address],
@@ -133,8 +148,9 @@ def test_the_job_of_a_child_killed_mid_job_is_finished_by_the_other(
         sink={"chunk_documents": 200},
         fetch={"chunk_bytes": 16384},
     )
-    size = (CORPUS / BIG).stat().st_size
-    server.behave(BIG, stall_after=size // 2, stall=20)
+    half = (CORPUS / BIG).stat().st_size // 2
+    after = "stall_after" if "stall" in slowly else "drip_after"
+    server.behave(BIG, **{after: half}, **slowly)
     args = ("--processes", "2", "--log-format", "json", "--allow", server.url(""))
     with start_worker(tmp_path, config, *args) as pool:
         pool.started_children(2)
@@ -150,7 +166,7 @@ def test_the_job_of_a_child_killed_mid_job_is_finished_by_the_other(
                 time.sleep(0.05)
             assert sqlite_count(database) < expected  # stalled: only part of the file
             server.behave(BIG)  # the next attempt gets the whole file at once
-            os.kill(victim, signal.SIGKILL)
+            os.kill(victim, signum)
             wait_complete(gearman_job, timeout=WAIT)
         finally:
             client.shutdown()
@@ -160,8 +176,16 @@ def test_the_job_of_a_child_killed_mid_job_is_finished_by_the_other(
         assert sqlite_count(database) == expected, "documents were lost or duplicated"
         finished = pool.wait_for(lambda r: r.get("source_url") == url and "indexed" in r)
         assert finished["pid"] != victim
-        assert server.hits["/" + BIG] == 3  # the clean run, the killed child, the other
+        assert server.hits["/" + BIG] == 3  # the clean run, the ended child, the other
+        if signum == signal.SIGTERM:
+            handed = pool.wait_for(lambda r: "handed back" in r["message"])
+            assert handed["pid"] == victim
+            # Exit status 0 for the supervisor: a stop request, not a crash to restart.
+            pool.wait_for(
+                lambda r: r.get("child_pid") == victim and "not restarted" in r["message"]
+            )
         assert pool.stop() == 0, pool.text()
+    assert "Traceback" not in pool.text()
 
 
 def test_children_stop_by_themselves_when_the_supervisor_is_killed(

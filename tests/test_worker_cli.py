@@ -31,6 +31,7 @@ from worker.sinks import open_sink
 
 CONSOLE = "zuul-jobs-fixture/job-output.txt"
 CONSOLE_LINES = 54
+BIG = "os-loganalyze/syslog.txt"  # over 400 KB: more than one chunk
 WAIT = 15.0
 
 
@@ -454,3 +455,64 @@ def test_worker_takes_jobs_from_a_tls_gear_server(tmp_path: Path, server: LogSer
         if client is not None:
             client.shutdown()
         gearman.shutdown()
+
+
+# --- a stalled log server ----------------------------------------------------------------------
+
+
+def test_sigterm_during_a_dripping_fetch_hands_the_job_back_to_gearmand(
+    tmp_path: Path, server: LogServer, gearmand: Gearmand
+) -> None:
+    # 4 bytes a second after the first 200,000: no read ever times out, and the default
+    # deadline is an hour away. SIGTERM must still end the worker within seconds, and the
+    # job must not be answered, so that gearmand gives it to the next worker.
+    server.behave(f"/{BIG}", drip_after=200_000, drip=4)
+    database = tmp_path / "logs.db"
+    config = worker_config(tmp_path, [gearmand.address], database)
+    args = ("--processes", "1", "--log-format", "json", "--allow", server.url(""))
+    client = connect_client(gearmand.port)
+    try:
+        with start_worker(tmp_path, config, *args) as first:
+            wait_for_workers(gearmand, 1)
+            job = submit(client, orjson.loads(job_for(server.url(BIG), "big.txt").to_payload()))
+            first.wait_for(lambda r: r.get("source_url") == server.url(BIG))
+            assert first.stop(timeout=30) == 0  # a bound for the test, not a timing claim
+            [handed_back] = [r for r in first.records() if "handed back" in r["message"]]
+            assert "the worker is stopping" in handed_back["message"]
+        assert not job.complete
+        assert queue_status(gearmand.port)[FUNCTION_NAME] == (1, 0, 0)  # queued again
+
+        server.behave(f"/{BIG}")  # the log server recovers
+        with start_worker(tmp_path, config, *args) as second:
+            wait_complete(job, timeout=60)
+            assert second.stop() == 0
+        assert not job.failure, job.data
+        summary = JobSummary.from_json(job.data[-1])
+        expected = (CORPUS / BIG).read_bytes().count(b"\n")
+        assert summary.lines == expected
+        assert server.hits[f"/{BIG}"] == 2
+        # The first worker's documents were replaced, not added to.
+        assert sqlite_count(database) == summary.indexed
+    finally:
+        client.shutdown()
+    assert "Traceback" not in first.text() + second.text()
+
+
+def test_a_dripping_log_server_fails_the_file_naming_the_limit(
+    tmp_path: Path, server: LogServer, gearmand: Gearmand
+) -> None:
+    server.behave(f"/{BIG}", drip_after=200_000, drip=4)
+    config = worker_config(
+        tmp_path,
+        [gearmand.address],
+        fetch={"max_seconds": 3.0, "min_bytes_per_second": 0},
+    )
+    args = ("--processes", "1", "--log-format", "json", "--allow", server.url(""))
+    with start_worker(tmp_path, config, *args) as worker:
+        wait_for_workers(gearmand, 1)
+        [outcome] = submit_jobs(gearmand.address, [job_for(server.url(BIG), "big.txt")])
+        assert not outcome.ok
+        assert outcome.error is not None
+        assert outcome.error.startswith(f"{server.url(BIG)}: the log server did not")
+        assert "fetch.max_seconds (3 s)" in outcome.error
+        assert worker.stop() == 0

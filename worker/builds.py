@@ -52,6 +52,8 @@ def file_outcome(job: Job, summary: JobSummary | None, error: str | None) -> dic
         )
         if summary.truncated:
             outcome["truncated"] = summary.truncated
+        if not summary.length_verified:
+            outcome["length_verified"] = False
     if error is not None:
         outcome["error"] = mask_url(error)
     return outcome

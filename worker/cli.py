@@ -142,7 +142,9 @@ def effective_config(args: argparse.Namespace) -> WorkerConfig:
 
 def run_worker(config: WorkerConfig, sink: Sink, *, parent_pid: int | None = None) -> int:
     """One worker in this process until SIGTERM/SIGINT (or, in a pool, until the
-    supervisor is gone): the job in hand is finished, then the sink is closed."""
+    supervisor is gone): a job still fetching its file is interrupted and left
+    unanswered, so that gearmand gives it to another worker once this one disconnects;
+    a job past its fetch is finished. Then the sink is closed."""
     metrics_server = None
     probe = None
     if config.metrics_port:
@@ -178,7 +180,7 @@ def run_worker(config: WorkerConfig, sink: Sink, *, parent_pid: int | None = Non
             orphaned = parent_pid is not None and os.getppid() != parent_pid
             if (requested or orphaned) and not stopping:
                 stopping = True
-                worker.stop()  # the current job finishes; no new one is taken
+                worker.stop()  # no new job; a fetch in progress ends now
     finally:
         worker.close()
         if metrics_server is not None:

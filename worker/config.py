@@ -39,6 +39,14 @@ class FetchConfig:
     connect_timeout: float = _positive(10.0)
     read_timeout: float = _positive(60.0)
     retries: int = 3  # on connection errors and 5xx, before the first byte is read
+    # A whole file, from the first request to its last byte: sized for max_compressed_bytes
+    # (1 GiB) at about 300 KB/s. read_timeout alone cannot catch a server that keeps
+    # sending a few bytes a second.
+    max_seconds: float = _positive(3600.0)
+    # Slower than this over any rate_window seconds of one transfer, the file fails
+    # (0: no minimum).
+    min_bytes_per_second: float = 1024.0
+    rate_window: float = _positive(60.0)
     backoff: float = 1.0  # seconds, doubled after each retry
     max_compressed_bytes: int = _positive(1024 * MiB)
     max_decompressed_bytes: int = _positive(16 * 1024 * MiB)

@@ -27,3 +27,8 @@ class SinkError(LogIndexerError):
 
 class QueryError(LogIndexerError):
     """A search query uses syntax the chosen sink cannot run."""
+
+
+class Interrupted(LogIndexerError):
+    """The worker was asked to stop in the middle of a job: the job goes back to Gearman
+    for another worker instead of failing."""

@@ -5,26 +5,32 @@ compression by magic bytes and so handles both `Content-Encoding: gzip` response
 plain `.gz` files the same way.
 
 Every failure is a FetchError whose one-line message names the URL and the reason, as it
-ends up in the Gearman job's answer.
+ends up in the Gearman job's answer. Besides per-read timeouts, a whole file has a deadline
+(fetch.max_seconds) and a minimum rate (fetch.min_bytes_per_second), because a server that
+drips a few bytes a second never trips a read timeout; and an `Interrupt` lets another
+thread end a transfer at once (the worker stopping), which raises `Interrupted`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn
 from urllib.parse import unquote, urljoin, urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -38,7 +44,7 @@ from urllib3.exceptions import (
 from urllib3.util import parse_url
 
 from worker.config import FetchConfig
-from worker.errors import FetchError
+from worker.errors import FetchError, Interrupted, LogIndexerError
 
 MAX_REDIRECTS = 5
 USER_AGENT = "ci-log-indexer"
@@ -54,7 +60,10 @@ class Source:
 
     `chunks` yields the raw bytes as received (still compressed if the file is) and raises
     FetchError if the transfer fails or outgrows `max_compressed_bytes`; bytes already
-    yielded stay yielded. `received` counts the bytes yielded so far.
+    yielded stay yielded. `received` counts the bytes yielded so far; `ended` is set once
+    the body has ended, and `length_known` says whether that end was checked against a
+    length given by the server (Content-Length) or the file system: a body without one
+    that is cut short ends like a complete one.
     """
 
     def __init__(
@@ -67,12 +76,18 @@ class Source:
         final_url: str | None = None,
         last_modified: datetime | None = None,
         size: int | None = None,
+        encoded: bool = False,
     ) -> None:
         self.url = url
         self.final_url = final_url or url  # after redirects
         self.last_modified = last_modified
         self.size = size  # Content-Length or file size, when known
+        self.length_known = size is not None
+        # Sent with a Content-Encoding the file's name does not have: compressed on the
+        # fly, so the bytes received are not the bytes stored.
+        self.encoded = encoded
         self.received = 0
+        self.ended = False
         self._closed = False
         self.chunks: Iterator[bytes] = self._iterate(read, limit, first)
 
@@ -99,6 +114,7 @@ class Source:
                         f"{self.url}: {_describe(exc)} after {self.received} bytes"
                     ) from exc
             if not chunk:
+                self.ended = True
                 return
             if self.received + len(chunk) > limit:
                 raise FetchError(
@@ -113,25 +129,184 @@ class Source:
         self._closed = True
 
 
+class Interrupt:
+    """Ends the transfers it watches from another thread, within moments: a worker asked to
+    stop must not wait for a slow log server. The reader then raises `Interrupted`.
+
+    Once interrupted it stays so: every later transfer given it is refused at once.
+    """
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._woken = threading.Event()
+        self._lock = threading.Lock()
+        # The connection each thread is using for its fetch: one at a time per thread.
+        self._watched: dict[int, HTTPConnection] = {}
+
+    def interrupt(self, reason: str) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+            watched = list(self._watched.values())
+        self._woken.set()
+        for connection in watched:
+            _shut_down(connection)
+
+    def check(self, url: str) -> None:
+        if self.reason is not None:
+            raise Interrupted(f"{url}: {self.reason}")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait `seconds`, or less if interrupted meanwhile."""
+        self._woken.wait(seconds)
+
+    def shut(self, thread: int) -> None:
+        """Shut the connection `thread` is using, without interrupting anything else: the
+        deadline of that thread's file has passed."""
+        with self._lock:
+            connection = self._watched.get(thread)
+        if connection is not None:
+            _shut_down(connection)
+
+    def watch(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self._watched[threading.get_ident()] = connection
+            interrupted = self.reason is not None
+        if interrupted:  # interrupted just before: the loop above did not see this one
+            _shut_down(connection)
+
+    def forget(self) -> None:
+        # Before the connection goes back to the pool, where another request may use it.
+        with self._lock:
+            self._watched.pop(threading.get_ident(), None)
+
+
+def _shut_down(connection: HTTPConnection) -> None:
+    """Wake a read blocked on `connection`'s socket: it then sees the end of the stream.
+    A connection still connecting has no socket yet: connect_timeout bounds that."""
+    sock = getattr(connection, "sock", None)
+    if isinstance(sock, socket.socket):
+        # The plain socket's shutdown even for TLS: SSLSocket.shutdown would also drop its
+        # TLS state under the reading thread's feet.
+        with suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+@dataclass(slots=True)
+class _Pace:
+    """The deadline and the minimum rate of one file, checked as its bytes arrive."""
+
+    url: str
+    config: FetchConfig
+    started: float = field(default_factory=time.monotonic)
+    received: int = 0
+    window_start: float = 0.0
+    window_bytes: int = 0  # `received` when the current window started
+
+    def __post_init__(self) -> None:
+        self.window_start = self.started
+
+    def check(self) -> None:
+        now = time.monotonic()
+        limit = self.config.max_seconds
+        if now - self.started > limit:
+            raise FetchError(
+                f"{self.url}: the log server did not send the file within fetch.max_seconds"
+                f" ({limit:g} s); stopped after {self.received} bytes"
+            )
+        window = now - self.window_start
+        minimum = self.config.min_bytes_per_second
+        if not minimum or window < self.config.rate_window:
+            return
+        rate = (self.received - self.window_bytes) / window
+        if rate < minimum:
+            raise FetchError(
+                f"{self.url}: the log server sent {rate:.0f} bytes/s over {window:.0f} s,"
+                f" below fetch.min_bytes_per_second ({minimum:g}); stopped after"
+                f" {self.received} bytes"
+            )
+        self.window_start, self.window_bytes = now, self.received
+
+    def reader(
+        self, read_some: Callable[[int], bytes], chunk_bytes: int, interrupt: Interrupt
+    ) -> Callable[[], bytes]:
+        """A reader of chunks of `chunk_bytes` (fewer at the end) made of what each
+        `read_some(n)` returns, so that pace and interrupt are checked as bytes come in."""
+
+        def read() -> bytes:
+            chunk = bytearray()
+            while len(chunk) < chunk_bytes:
+                try:
+                    piece = read_some(chunk_bytes - len(chunk))
+                except (HTTPError, OSError):
+                    # The interrupt's or the deadline's doing, not the server's.
+                    interrupt.check(self.url)
+                    self.check()
+                    raise
+                interrupt.check(self.url)
+                if not piece:
+                    self.check()  # a socket shut at the deadline ends like the body
+                    break
+                chunk += piece
+                self.received += len(piece)
+                self.check()
+            return bytes(chunk)
+
+        return read
+
+
+def verify_length(source: Source, expected: int | None, decompressed: int) -> bool:
+    """Whether a body read to its end is known to be whole: by its announced length,
+    else by the size the listing gave (`expected`), which is either the bytes stored
+    or, for a file compressed on the fly, the bytes after decompression. Raises
+    FetchError for a body shorter than the listing says."""
+    if source.length_known:
+        return True
+    if expected is None:
+        return False
+    got = decompressed if source.encoded else source.received
+    if got != expected:
+        what = "decompressed" if source.encoded else "received"
+        raise FetchError(
+            f"{source.url}: the body ended after {got} bytes {what}; the listing gives"
+            f" {expected} bytes (no Content-Length: the connection ended early)"
+        )
+    return True
+
+
 def check_allowed(url: str, config: FetchConfig) -> None:
     """Raise FetchError unless `url` may be fetched under `config.allow`."""
     _resolve(url, config)
 
 
 @contextmanager
-def open_source(url: str, config: FetchConfig) -> Iterator[Source]:
+def open_source(
+    url: str, config: FetchConfig, interrupt: Interrupt | None = None
+) -> Iterator[Source]:
     """Open `url` (http, https, or a local path / file:// URL when allowed).
 
     Everything that can fail before the first byte (refused URL, connection, HTTP status,
     announced size) raises here, after retries; later failures are raised by
-    `source.chunks`.
+    `source.chunks`. fetch.max_seconds counts from here.
     """
     target = _resolve(url, config)
+    pace = _Pace(url, config)
+    interrupt = interrupt or Interrupt()
     opened = (
-        _open_local(url, target, config) if isinstance(target, Path) else _open_http(url, config)
+        _open_local(url, target, config, pace, interrupt)
+        if isinstance(target, Path)
+        else _open_http(url, config, pace, interrupt)
     )
-    with opened as source:
-        yield source
+    # Pace is judged as bytes arrive; this wakes a fetch that receives none at all (a
+    # stall, headers that never come) at its deadline.
+    deadline = threading.Timer(config.max_seconds, interrupt.shut, (threading.get_ident(),))
+    deadline.daemon = True
+    deadline.start()
+    try:
+        with opened as source:
+            yield source
+    finally:
+        deadline.cancel()
 
 
 # --- allowlist ---------------------------------------------------------------------------
@@ -234,7 +409,9 @@ def _allowed_dirs(config: FetchConfig) -> Iterator[Path]:
 
 
 @contextmanager
-def _open_local(url: str, path: Path, config: FetchConfig) -> Iterator[Source]:
+def _open_local(
+    url: str, path: Path, config: FetchConfig, pace: _Pace, interrupt: Interrupt
+) -> Iterator[Source]:
     if not path.exists():
         raise FetchError(f"no such file: {url}")
     if not path.is_file():  # checked before open() because opening a FIFO would block
@@ -255,7 +432,7 @@ def _open_local(url: str, path: Path, config: FetchConfig) -> Iterator[Source]:
             )
         source = Source(
             url,
-            read=lambda: file.read(config.chunk_bytes),
+            read=pace.reader(file.read, config.chunk_bytes, interrupt),
             limit=config.max_compressed_bytes,
             last_modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
             size=stat.st_size,
@@ -277,6 +454,34 @@ _pools: dict[tuple[int, str | None], urllib3.PoolManager] = {}
 _pools_lock = threading.Lock()
 
 
+# The Interrupt of the fetch this thread is making, for the connection classes below.
+_fetching = threading.local()
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    """A connection that an Interrupt can shut down from the moment it sends a request:
+    waiting for the status line and headers (a server may drip those too) is then no
+    longer beyond reach."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        interrupt: Interrupt | None = getattr(_fetching, "interrupt", None)
+        if interrupt is not None:
+            interrupt.watch(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
 def _pool(ca_certs: str | None) -> urllib3.PoolManager:
     key = (os.getpid(), ca_certs)
     with _pools_lock:
@@ -290,6 +495,7 @@ def _pool(ca_certs: str | None) -> urllib3.PoolManager:
                 ca_certs=ca_certs,
                 headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
             )
+            pool.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
             _pools[key] = pool
         return pool
 
@@ -304,49 +510,57 @@ class _Opened:
     final_url: str
     first: bytes
     size: int | None
+    read: Callable[[], bytes]
 
 
 @contextmanager
-def _open_http(url: str, config: FetchConfig) -> Iterator[Source]:
-    opened = _open_with_retries(url, config)
+def _open_http(
+    url: str, config: FetchConfig, pace: _Pace, interrupt: Interrupt
+) -> Iterator[Source]:
+    opened = _open_with_retries(url, config, pace, interrupt)
     response = opened.response
     source = Source(
         url,
-        read=lambda: response.read(config.chunk_bytes, decode_content=False),
+        read=opened.read,
         limit=config.max_compressed_bytes,
         first=opened.first,
         final_url=opened.final_url,
         last_modified=_http_date(response.headers.get("Last-Modified")),
         size=opened.size,
+        encoded=bool(response.headers.get("Content-Encoding"))
+        and not urlsplit(opened.final_url).path.endswith(".gz"),
     )
     try:
         yield source
     finally:
         source._close()
-        _release(response)
+        _release(response, interrupt)
 
 
-def _open_with_retries(url: str, config: FetchConfig) -> _Opened:
+def _open_with_retries(url: str, config: FetchConfig, pace: _Pace, interrupt: Interrupt) -> _Opened:
     delay = config.backoff
     for _ in range(config.retries):
         try:
-            return _attempt(url, config)
+            return _attempt(url, config, pace, interrupt)
         except _Retryable:
-            time.sleep(delay)
+            interrupt.sleep(delay)
             delay *= 2
     try:
-        return _attempt(url, config)
+        return _attempt(url, config, pace, interrupt)
     except _Retryable as exc:
         attempts = config.retries + 1
         tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
         raise FetchError(f"{exc} (after {tries})") from None
 
 
-def _attempt(url: str, config: FetchConfig) -> _Opened:
+def _attempt(url: str, config: FetchConfig, pace: _Pace, interrupt: Interrupt) -> _Opened:
     """One try: request, follow redirects, check status and size, read the first chunk."""
+    interrupt.check(url)
+    pace.check()
     pool = _pool(config.ca_certs)
     timeout = urllib3.Timeout(connect=config.connect_timeout, read=config.read_timeout)
     current = url
+    _fetching.interrupt = interrupt
     for _ in range(MAX_REDIRECTS + 1):
         try:
             response = pool.urlopen(
@@ -359,11 +573,14 @@ def _attempt(url: str, config: FetchConfig) -> _Opened:
                 timeout=timeout,
             )
         except (HTTPError, OSError) as exc:
+            interrupt.forget()
+            interrupt.check(url)  # the interrupt's or the deadline's doing, not the server's
+            pace.check()
             _raise_for(exc, current)
         status = response.status
         if status in _REDIRECT_STATUSES and response.headers.get("Location"):
             target = urljoin(current, response.headers["Location"])
-            _release(response)
+            _release(response, interrupt)
             try:
                 check_allowed(target, config)
             except FetchError as exc:
@@ -371,34 +588,47 @@ def _attempt(url: str, config: FetchConfig) -> _Opened:
             current = target
             continue
         if not 200 <= status < 300:
-            _release(response)
+            _release(response, interrupt)
             where = current if current == url else f"{current} (redirected from {url})"
             message = f"HTTP {status} {_reason(response)} for {where}"
             if status >= 500:
                 raise _Retryable(message)
             raise FetchError(message)
-        return _first_chunk(url, current, response, config)
+        return _first_chunk(url, current, response, config, pace, interrupt)
     raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
 
 def _first_chunk(
-    url: str, final_url: str, response: urllib3.BaseHTTPResponse, config: FetchConfig
+    url: str,
+    final_url: str,
+    response: urllib3.BaseHTTPResponse,
+    config: FetchConfig,
+    pace: _Pace,
+    interrupt: Interrupt,
 ) -> _Opened:
     size = _content_length(response)
     if size is not None and size > config.max_compressed_bytes:
-        _release(response)
+        _release(response, interrupt)
         raise FetchError(
             f"{url}: Content-Length {size} is larger than max_compressed_bytes"
             f" ({config.max_compressed_bytes} bytes)"
         )
     # Reading the first chunk inside the attempt makes a server that sends headers and then
     # stalls or hangs up count as a failure before the first byte, which is safe to retry.
+    # read1 returns what one read of the socket gives, so that a trickle of bytes is seen
+    # (and judged) as it comes rather than once a whole chunk has filled.
+    read = pace.reader(
+        lambda n: response.read1(n, decode_content=False), config.chunk_bytes, interrupt
+    )
     try:
-        first = response.read(config.chunk_bytes, decode_content=False)
+        first = read()
     except (HTTPError, OSError) as exc:
-        _release(response)
+        _release(response, interrupt)
         _raise_for(exc, url)
-    return _Opened(response, final_url, first, size)
+    except LogIndexerError:
+        _release(response, interrupt)
+        raise
+    return _Opened(response, final_url, first, size, read)
 
 
 def _raise_for(exc: BaseException, url: str) -> NoReturn:
@@ -462,12 +692,13 @@ def _http_date(value: str | None) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _release(response: urllib3.BaseHTTPResponse) -> None:
+def _release(response: urllib3.BaseHTTPResponse, interrupt: Interrupt) -> None:
     """Hand the connection back to the pool, closed unless the body was read to the end.
 
     urllib3 already returned a fully read response's connection to the pool, so close()
     only affects a partly read one: draining it instead could mean downloading the rest of
     a large log just to keep one connection.
     """
+    interrupt.forget()
     response.close()
     response.release_conn()

@@ -13,7 +13,8 @@ import gear
 
 from worker.builds import build_summary, completed_run, file_outcome
 from worker.config import WorkerConfig
-from worker.errors import JobError, LogIndexerError
+from worker.errors import Interrupted, JobError, LogIndexerError
+from worker.fetch import Interrupt
 from worker.job import FUNCTION_NAME, Job, JobSummary, parse_job
 from worker.metrics import InstrumentedSink, JobMetrics, default_metrics
 from worker.pipeline import run_job
@@ -98,6 +99,9 @@ class LogWorker:
         self.sink: Sink = InstrumentedSink(sink, self.metrics)
         self.gearman = _GearWorker(name, self.metrics.gearman_connections.inc)
         self._stopping = threading.Event()
+        # Ends the fetch in hand when the worker is asked to stop (fetches only: a job
+        # busy writing to the sink finishes).
+        self._interrupt = Interrupt()
         tls = config.gearman_tls
         # gear reconnects to each server on its own (every 2 s) after losing it.
         for address in config.gearman:
@@ -123,7 +127,9 @@ class LogWorker:
             self.handle(job)
 
     def stop(self) -> None:
+        """No new job; the fetch in hand ends now, and its job is handed back."""
         self._stopping.set()
+        self._interrupt.interrupt("the worker is stopping; the job goes back to Gearman")
         self.gearman.stopWaitingForJobs()
 
     def close(self) -> None:
@@ -155,7 +161,10 @@ class LogWorker:
         error: str | None = None
         failure: Exception | None = None
         try:
-            summary = run_job(job, self.config, self.sink)
+            summary = run_job(job, self.config, self.sink, self._interrupt)
+        except Interrupted as exc:
+            self._hand_back(gearman_job, job, exc)
+            return None
         except LogIndexerError as exc:
             error, failure = str(exc), exc
         except Exception as exc:  # a bug must cost one job, not the worker
@@ -195,6 +204,20 @@ class LogWorker:
         with self._answering(gearman_job):
             gearman_job.sendWorkComplete(summary.to_json())
         return summary
+
+    def _hand_back(self, gearman_job: gear.WorkerJob, job: Job, exc: Interrupted) -> None:
+        """Leave the job unanswered: when this worker disconnects, gearmand queues it
+        again for another worker, whose documents replace these (ids are deterministic).
+        WORK_FAIL instead would end the job for good. Neither a file outcome nor a job
+        metric is recorded: the file has not failed, and its re-run is counted."""
+        handle = gearman_job.handle.decode(errors="replace")
+        url = mask_url(job.source_url)
+        log.warning(
+            "job %s handed back unanswered: %s",
+            handle,
+            mask_url(str(exc)),
+            extra={"handle": handle, "source_url": url},
+        )
 
     def _track(self, job: Job, summary: JobSummary | None, error: str | None) -> None:
         """Record the file's outcome; the build's last file writes the build summary."""

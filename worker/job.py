@@ -81,6 +81,9 @@ class Job:
     options: FileOptions = field(default_factory=FileOptions)
     build: BuildTracking | None = None
     submitted_at: float | None = None  # epoch seconds; gives the queue lag
+    # Bytes as listed (zuul-manifest.json, a local tree): checks a body sent without
+    # Content-Length, which a hang-up would otherwise cut short unnoticed.
+    size: int | None = None
 
     def to_payload(self) -> bytes:
         payload: dict[str, Any] = {
@@ -94,6 +97,8 @@ class Job:
             payload["build"] = asdict(self.build)
         if self.submitted_at is not None:
             payload["submitted_at"] = self.submitted_at
+        if self.size is not None:
+            payload["size"] = self.size
         return orjson.dumps(payload)
 
 
@@ -125,6 +130,9 @@ def parse_job(arguments: bytes) -> Job:
         isinstance(submitted_at, bool) or not isinstance(submitted_at, int | float)
     ):
         raise JobError("job submitted_at must be a number (epoch seconds)")
+    size = payload.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise JobError("job size must be a whole number of bytes")
     return Job(
         source_url=source_url,
         fields=fields,
@@ -133,6 +141,7 @@ def parse_job(arguments: bytes) -> Job:
         options=FileOptions.from_mapping(payload.get("options")),
         build=BuildTracking.from_mapping(payload.get("build")),
         submitted_at=submitted_at,
+        size=size,
     )
 
 
@@ -151,6 +160,9 @@ class JobSummary:
     compressed_bytes: int = 0  # bytes received
     truncated_lines: int = 0
     truncated: str = ""  # why the file was not read to its end (a cap), or ""
+    # False: read to its end, but that end was not checked against any length (no
+    # Content-Length and no listed size), so a hang-up could have cut it short.
+    length_verified: bool = True
     seconds: float = 0.0
     format: str = ""
 

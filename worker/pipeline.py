@@ -18,7 +18,7 @@ from worker.decode import DecodeStats, decode_lines
 from worker.documents import Document, FileRun, build_documents, file_run
 from worker.errors import LogIndexerError, SinkError
 from worker.events import Event, EventStats, group_events
-from worker.fetch import open_source
+from worker.fetch import Interrupt, Source, open_source, verify_length
 from worker.formats import choose_format
 from worker.formats.base import ParseContext
 from worker.job import Job, JobSummary
@@ -29,7 +29,9 @@ SNIFF_LINES = 50
 T = TypeVar("T")
 
 
-def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
+def run_job(
+    job: Job, config: WorkerConfig, sink: Sink, interrupt: Interrupt | None = None
+) -> JobSummary:
     started = time.monotonic()
     summary = JobSummary(source_url=mask_url(job.source_url))  # logged and answered
     decode_stats = DecodeStats()
@@ -38,7 +40,7 @@ def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
     run = sink.begin_file(file_run(redacted_job(job, config), time.time_ns()))
     with (
         replacing(sink, run, summary) as result,
-        open_source(job.source_url, config.fetch) as source,
+        open_source(job.source_url, config.fetch, interrupt) as source,
     ):
         summary.format, documents = parse_documents(
             source.chunks,
@@ -49,7 +51,11 @@ def run_job(job: Job, config: WorkerConfig, sink: Sink) -> JobSummary:
             event_stats=event_stats,
             generation=run.generation,
         )
-        result.merge(sink.write(counted(documents, summary)))
+        result.merge(
+            sink.write(
+                checked_length(counted(documents, summary), source, job.size, decode_stats, summary)
+            )
+        )
         summary.compressed_bytes = source.received
     summary.lines = decode_stats.lines
     summary.decompressed_bytes = decode_stats.bytes
@@ -169,6 +175,20 @@ def counted(documents: Iterable[T], summary: JobSummary) -> Iterator[T]:
     for document in documents:
         summary.documents += 1
         yield document
+
+
+def checked_length(
+    documents: Iterable[T],
+    source: Source,
+    expected: int | None,
+    stats: DecodeStats,
+    summary: JobSummary,
+) -> Iterator[T]:
+    """The documents, then the check that the body was whole: raised while the sink is
+    still writing, a short body fails the file like a connection broken mid-body."""
+    yield from documents
+    if source.ended:  # not when a cap stopped reading: `truncated` says that
+        summary.length_verified = verify_length(source, expected, stats.bytes)
 
 
 def is_html(job: Job) -> bool:

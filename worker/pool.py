@@ -169,8 +169,9 @@ class Supervisor:
                 slot.process.send_signal(signal.SIGTERM)
         for slot in running:
             assert slot.process is not None
-            # Unbounded: each child finishes the job it holds, and a service manager
-            # that cannot wait that long ends everything with SIGKILL anyway.
+            # Unbounded: a child still fetching hands its job back at once, one past its
+            # fetch finishes the job, and a service manager that cannot wait that long
+            # ends everything with SIGKILL anyway.
             code = slot.process.wait()
             pid = slot.process.pid
             slot.process = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,84 @@ def test_wildcard_search_on_sqlite_is_a_one_line_error(
     assert captured.out == ""
     assert captured.err.count("\n") == 1
     assert "wildcard" in captured.err and "foo*" in captured.err
+
+
+# --- a log server that drips, or hangs up where nothing tells the body was cut -------------
+
+
+def index_small_tree(
+    tmp_path: Path,
+    url: str,
+    capsys: pytest.CaptureFixture[str],
+    odd: str,
+    *more: str,
+    ok: bool = False,
+) -> dict[str, str]:
+    """The report's rows of `index URL` into SQLite, having checked that every file but
+    `odd` is ok, and the exit status (0 only if `ok`)."""
+    code = main(["index", url, "--sink", f"sqlite:{tmp_path / 'logs.db'}", *more, *BUILD])
+    report = capsys.readouterr().out
+    assert code == (0 if ok else 1), report
+    rows = report_rows(report)
+    for path in SMALL_TREE.keys() - {odd}:
+        assert rows[path].rstrip().endswith("ok"), rows[path]
+    return rows
+
+
+def test_index_timeout_returns_while_the_log_server_drips(
+    tmp_path: Path, served: tuple[LogServer, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 4 bytes a second: no read times out and the file's own deadline is an hour away, so
+    # only --timeout ends the run, and the in-process workers must let go of the fetch.
+    server, root = served
+    url = server.url(build_tree(root, SMALL_TREE))
+    dripping = "logs/devstack@c-api.service.log.txt"
+    server.behave(f"/build/{dripping}", drip_after=1000, drip=4)
+    rows = index_small_tree(tmp_path, url, capsys, dripping, "--timeout", "3")
+    assert "FAILED" in rows[dripping], rows[dripping]
+    # Stopped, not left behind still reading when the command returned.
+    workers = [t.name for t in threading.enumerate() if t.name.startswith("local-worker")]
+    assert workers == []
+
+
+def test_index_url_fails_a_body_cut_short_without_content_length(
+    tmp_path: Path, served: tuple[LogServer, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The server hangs up a third of the way in, sending neither Content-Length nor
+    # chunks: the body ends as a whole one would. The manifest's size tells them apart.
+    server, root = served
+    url = server.url(build_tree(root, SMALL_TREE))
+    cut = "logs/devstack@c-api.service.log.txt"
+    size = (root / "build" / cut).stat().st_size
+    server.behave(f"/build/{cut}", no_length=True, drop_after=size // 3)
+
+    rows = index_small_tree(tmp_path, url, capsys, cut)
+    assert "FAILED" in rows[cut], rows[cut]
+    assert f"the body ended after {size // 3} bytes received" in rows[cut]
+    assert f"the listing gives {size} bytes" in rows[cut]
+
+
+def test_index_url_marks_a_body_without_length_or_listed_size_unverified(
+    tmp_path: Path, served: tuple[LogServer, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, root = served
+    url = server.url(build_tree(root, SMALL_TREE))
+    manifest = orjson.loads((root / "build" / MANIFEST).read_bytes())
+    for node in walk(manifest["tree"]):
+        node.pop("size", None)  # a manifest of an older Zuul: no sizes
+    (root / "build" / MANIFEST).write_bytes(orjson.dumps(manifest))
+    unknown = "job-output.txt"
+    server.behave(f"/build/{unknown}", no_length=True)
+
+    rows = index_small_tree(tmp_path, url, capsys, unknown, ok=True)
+    assert rows[unknown].rstrip().endswith("ok (length unverified)"), rows[unknown]
+    assert lines_column(rows[unknown]) == count_lines(text_of(SMALL_TREE[unknown]))
+
+
+MANIFEST = "zuul-manifest.json"
+
+
+def walk(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for node in nodes:
+        yield node
+        yield from walk(node.get("children", []))
