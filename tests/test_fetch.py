@@ -460,11 +460,14 @@ def test_a_dripping_server_fails_the_file_below_the_minimum_rate(
     assert "below fetch.min_bytes_per_second (100)" in message
 
 
-def test_the_minimum_rate_lets_a_fast_file_through(server: LogServer, config: FetchConfig):
-    server.behave("/fast.txt", body_size=5 * MiB)
-    strict = replace(config, min_bytes_per_second=1024, rate_window=0.001)
+def test_the_minimum_rate_lets_a_file_above_it_through(server: LogServer, config: FetchConfig):
+    # 8 KiB a second for 3 s, judged over a window of 2.5 s against a minimum of 1 KiB a
+    # second: the window closes once, mid-transfer, on a rate eight times the minimum.
+    # (A window shorter than the server's one-second drip would see silences.)
+    server.behave("/fast.txt", body_size=24 * 1024, drip_after=0, drip=8192)
+    strict = replace(config, min_bytes_per_second=1024, rate_window=2.5)
     data, _ = read_all(server.url("fast.txt"), strict)
-    assert data == b"".join(generated_body(5 * MiB))
+    assert data == b"".join(generated_body(24 * 1024))
 
 
 @pytest.mark.parametrize(
