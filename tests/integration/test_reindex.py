@@ -110,7 +110,9 @@ def make_job(server: LogServer, name: str, of_build: bool = True) -> Job:
 def index(target: Target, server: LogServer, job: Job, max_event_lines: int) -> None:
     config = WorkerConfig(
         sink=target.config,
-        fetch=FetchConfig(allow=(server.url(""),), retries=0),
+        # Chunks of 32 KiB: a body cut midway has been read, parsed and partly written
+        # by then (a whole chunk is read before any of its lines is decoded).
+        fetch=FetchConfig(allow=(server.url(""),), retries=0, chunk_bytes=32 * 1024),
         parse=ParseConfig(max_event_lines=max_event_lines),
     )
     run_job(job, config, target.sink)
