@@ -27,3 +27,25 @@ class SinkError(LogIndexerError):
 
 class QueryError(LogIndexerError):
     """A search query uses syntax the chosen sink cannot run."""
+
+
+# Long enough for an engine's reason with its cause; short enough that an outcome, a
+# build summary or a job's answer holding twenty of them stays small.
+MAX_REASON = 500
+
+
+def one_line(text: str, limit: int = MAX_REASON) -> str:
+    """`text` as one line of at most `limit` characters: every error stored (outcomes,
+    build summaries) or answered (WORK_DATA, the command line) goes through this, so
+    an engine's multi-kilobyte Java dump or a megabyte of job arguments echoed back
+    stays a readable line."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    # The marker's length depends on the count it gives: sized for the longest count.
+    kept = limit - len(_cut_marker(len(flat)))
+    return flat[:kept] + _cut_marker(len(flat) - kept)
+
+
+def _cut_marker(dropped: int) -> str:
+    return f" … ({dropped:,} more characters)"
