@@ -42,9 +42,7 @@ class FileOptions:
             return cls()
         if not isinstance(raw, dict):
             raise JobError(f"{where} must be an object, got {type(raw).__name__}")
-        unknown = set(raw) - {"format", "drop_debug", "drop_xtrace"}
-        if unknown:
-            raise JobError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}")
+        _check_keys(raw, frozenset({"format", "drop_debug", "drop_xtrace"}), f"job {where}")
         fmt = raw.get("format")
         if fmt is not None and not isinstance(fmt, str):
             raise JobError(f"{where}.format must be a string")
