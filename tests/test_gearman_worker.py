@@ -258,6 +258,17 @@ def test_each_bad_job_fails_with_its_reason_and_a_good_job_then_works(
     assert worker.count('build_uuid:"4f440b7e8c4b"') == summary["indexed"] > 0
 
 
+def test_a_failure_naming_a_4_kb_url_is_answered_in_one_bounded_line(worker: Running) -> None:
+    url = "https://elsewhere.example.org/" + "a" * 4000  # within the bound on a value
+    job = submit_raw(worker, orjson.dumps(good_payload(url)))
+    assert job.failure
+    reason = answer(job)
+    assert len(reason) <= 500 and "\n" not in reason
+    assert reason.startswith("https://elsewhere.example.org/aaa")
+    assert "characters cut" in reason
+    assert "not under an allowed prefix" in reason  # the end, kept
+
+
 # --- (c) 404 -------------------------------------------------------------------------------
 
 
