@@ -49,3 +49,34 @@ def test_a_file_read_to_an_unchecked_end_says_so_in_its_outcome() -> None:
     assert outcome["status"] == "ok"  # nothing says it is short, either
     assert outcome["length_verified"] is False
     assert "length_verified" not in file_outcome(job("job-output.txt"), checked, None)
+
+
+# An engine's refusal quoting a 1,500-byte Java toString back, over several lines.
+JAVA_DUMP = "illegal_argument_exception: immense term, prefix: '[" + ", ".join(["120"] * 300) + "]'"
+LONG_ERROR = "bulk refused: HTTP 400:\n" + JAVA_DUMP
+
+
+def test_error_strings_are_bounded_in_outcomes_and_the_build_summary() -> None:
+    assert len(JAVA_DUMP) > 1500
+    refused = JobSummary(URL + "a.txt", lines=10, failed=10, errors=[JAVA_DUMP] * 10)
+    outcomes = [
+        file_outcome(job("a.txt"), refused, None),
+        file_outcome(job("b.txt"), None, LONG_ERROR),
+        # Written by an older worker, before outcomes were bounded.
+        {**file_outcome(job("c.txt"), None, None), "error": "x\n" * 5000},
+    ]
+    summary = build_summary(job("a.txt"), outcomes)
+    stored = [
+        *outcomes[0]["errors"],
+        outcomes[1]["error"],
+        *summary["errors"],
+    ]
+    assert len(stored) == 10 + 1 + 12
+    for text in stored:
+        assert len(text) <= 500 and "\n" not in text
+    # What a reader needs survives the cut: where it came from, what it is, how long.
+    assert outcomes[0]["errors"][0].startswith("illegal_argument_exception: immense term")
+    assert outcomes[1]["error"].startswith("bulk refused: HTTP 400: illegal_argument_exception")
+    assert summary["errors"][0].startswith("a.txt: illegal_argument_exception")
+    assert summary["errors"][-1].startswith("c.txt: x x x")
+    assert "characters cut" in summary["errors"][-1]

@@ -188,6 +188,87 @@ def test_malformed_jobs_fail_with_a_reason_and_the_worker_keeps_running(
     assert worker.count() == outcome.summary.indexed
 
 
+def good_payload(url: str, **fields: object) -> dict[str, object]:
+    return {
+        "source_url": url,
+        "event": {"fields": {"build_uuid": "4f440b7e8c4b", "filename": "x.txt", **fields}},
+    }
+
+
+def misspelt_event(url: str) -> dict[str, object]:
+    return {"source_url": url, "evnet": good_payload(url)["event"]}
+
+
+# Jobs that would index the file (their URL is served) were they not refused, each with
+# the reason its WORK_DATA gives ({size}: the length of the arguments sent).
+BAD_JOBS = [
+    (
+        "misspelt event",
+        misspelt_event,
+        'bad job: job has unknown key(s) "evnet" (known: build, event, options, retry, '
+        "size, source_url, submitted_at)",
+    ),
+    (
+        "10 MB field value",
+        lambda url: good_payload(url, build_name="x" * 10_000_000),
+        "bad job: job arguments are {size:,} bytes, more than 1,048,576",
+    ),
+    (
+        "5 KB field value",
+        lambda url: good_payload(url, build_name="x" * 5000),
+        "bad job: job event.fields.build_name is 5,000 bytes, more than 4,096",
+    ),
+    (
+        "object as build_uuid",
+        lambda url: good_payload(url, build_uuid={"a": ["b"]}),
+        "bad job: job event.fields.build_uuid must be a string, number, true/false or null, "
+        "not an object",
+    ),
+    (
+        "text as error_pr",
+        lambda url: good_payload(url, error_pr="high"),
+        "bad job: job event.fields.error_pr must be a number, not a string",
+    ),
+    (
+        "list as project",
+        lambda url: good_payload(url, project=["openstack/nova"]),
+        "bad job: job event.fields.project must be a string, number, true/false or null, "
+        "not a list",
+    ),
+]
+
+
+def test_each_bad_job_fails_with_its_reason_and_a_good_job_then_works(
+    worker: Running, server: LogServer
+) -> None:
+    url = server.url(CONSOLE)
+    for name, payload, expected in BAD_JOBS:
+        arguments = orjson.dumps(payload(url))
+        job = submit_raw(worker, arguments)
+        assert job.failure, name
+        assert answer(job) == expected.format(size=len(arguments)), name
+    assert server.hits["/" + CONSOLE] == 0  # refused before any fetch
+    assert worker.count() == 0
+
+    assert worker.thread.is_alive()
+    good = submit_raw(worker, orjson.dumps(good_payload(url)))
+    assert not good.failure, answer(good)
+    summary = orjson.loads(b"".join(good.data))
+    assert summary["lines"] == count_lines((CORPUS / CONSOLE).read_bytes())
+    assert worker.count('build_uuid:"4f440b7e8c4b"') == summary["indexed"] > 0
+
+
+def test_a_failure_naming_a_4_kb_url_is_answered_in_one_bounded_line(worker: Running) -> None:
+    url = "https://elsewhere.example.org/" + "a" * 4000  # within the bound on a value
+    job = submit_raw(worker, orjson.dumps(good_payload(url)))
+    assert job.failure
+    reason = answer(job)
+    assert len(reason) <= 500 and "\n" not in reason
+    assert reason.startswith("https://elsewhere.example.org/aaa")
+    assert "characters cut" in reason
+    assert "not under an allowed prefix" in reason  # the end, kept
+
+
 # --- (c) 404 -------------------------------------------------------------------------------
 
 

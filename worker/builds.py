@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from worker.errors import one_line
 from worker.job import Job, JobSummary
 from worker.redact import mask_url
 
@@ -48,14 +49,14 @@ def file_outcome(job: Job, summary: JobSummary | None, error: str | None) -> dic
             documents=summary.documents,
             indexed=summary.indexed,
             failed=summary.failed,
-            errors=[mask_url(reason) for reason in summary.errors],
+            errors=[one_line(mask_url(reason)) for reason in summary.errors],
         )
         if summary.truncated:
             outcome["truncated"] = summary.truncated
         if not summary.length_verified:
             outcome["length_verified"] = False
     if error is not None:
-        outcome["error"] = mask_url(error)
+        outcome["error"] = one_line(mask_url(error))
     return outcome
 
 
@@ -73,8 +74,11 @@ def build_summary(job: Job, outcomes: Sequence[dict[str, Any]]) -> dict[str, Any
     errors: list[str] = []
     for outcome in outcomes:
         reasons = [outcome["error"]] if "error" in outcome else outcome.get("errors", [])
-        # Masked again: outcomes recorded by an older worker may hold credentials.
-        errors.extend(f"{outcome['filename']}: {mask_url(str(reason))}" for reason in reasons)
+        # Masked and bounded again: outcomes recorded by an older worker may hold
+        # credentials, or an engine's whole Java dump.
+        errors.extend(
+            one_line(f"{outcome['filename']}: {mask_url(str(reason))}") for reason in reasons
+        )
     finished = max(outcome["finished"] for outcome in outcomes)
     return {
         **fields,

@@ -32,3 +32,27 @@ class QueryError(LogIndexerError):
 class Interrupted(LogIndexerError):
     """The worker was asked to stop in the middle of a job: the job goes back to Gearman
     for another worker instead of failing."""
+
+
+# Long enough for an engine's reason with its cause; short enough that an outcome, a
+# build summary or a job's answer holding twenty of them stays small.
+MAX_REASON = 500
+
+
+def one_line(text: str, limit: int = MAX_REASON) -> str:
+    """`text` as one line of at most `limit` characters: every error stored (outcomes,
+    build summaries) or answered (WORK_DATA, the command line) goes through this, so
+    an engine's multi-kilobyte Java dump or a long URL echoed back stays a readable
+    line. A cut keeps the start and the end, where the cause usually is."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    # The marker's length depends on the count it gives: sized for the longest count.
+    kept = max(limit - len(_cut_marker(len(flat))), 0)
+    head = kept - kept // 3
+    tail = kept - head
+    return flat[:head] + _cut_marker(len(flat) - kept) + (flat[-tail:] if tail else "")
+
+
+def _cut_marker(dropped: int) -> str:
+    return f" … [{dropped:,} characters cut] … "

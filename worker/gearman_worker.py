@@ -13,7 +13,7 @@ import gear
 
 from worker.builds import build_summary, completed_run, file_outcome
 from worker.config import WorkerConfig
-from worker.errors import Interrupted, JobError, LogIndexerError
+from worker.errors import Interrupted, JobError, LogIndexerError, one_line
 from worker.fetch import Interrupt
 from worker.job import FUNCTION_NAME, Job, JobSummary, parse_job
 from worker.metrics import InstrumentedSink, JobMetrics, default_metrics
@@ -238,8 +238,8 @@ class LogWorker:
             )
 
     def _fail(self, job: gear.WorkerJob, reason: str, source_url: str | None = None) -> None:
-        # One line, whatever the cause printed, and no credentials of the job's URL.
-        reason = mask_url(" ".join(reason.split()))
+        # One bounded line, whatever the cause printed, and no credentials of the job's URL.
+        reason = one_line(mask_url(reason))
         handle = job.handle.decode(errors="replace")
         log.warning(
             "job %s failed: %s",

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
 
-from worker.errors import JobError
+from worker.errors import JobError, one_line
 
 FUNCTION_NAME = "push-log"
+
+# Bounds on what a job may ask for. The whole arguments are checked before they are
+# parsed; a field value or tag, and all of the fields and tags together, because every
+# document of the file repeats them.
+MAX_ARGUMENTS_BYTES = 1 << 20
+MAX_VALUE_BYTES = 4 << 10
+MAX_EVENT_BYTES = 64 << 10
+JOB_KEYS = frozenset({"source_url", "retry", "event", "options", "build", "submitted_at", "size"})
+EVENT_KEYS = frozenset({"fields", "tags", "@fields", "@tags"})  # @: older producers
+# The index template's fields that are not single keywords (worker/shipped/index-template.json).
+LIST_FIELDS = frozenset({"build_hostids"})
+NUMBER_FIELDS = frozenset({"error_pr"})
+# The historical index's names (build_uuid, @version, ...); no dots: the engines read
+# `a.b` as field b of an object a, which then conflicts with a keyword `a`.
+FIELD_NAME = re.compile(r"[A-Za-z0-9@][A-Za-z0-9_@-]{0,127}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,9 +42,7 @@ class FileOptions:
             return cls()
         if not isinstance(raw, dict):
             raise JobError(f"{where} must be an object, got {type(raw).__name__}")
-        unknown = set(raw) - {"format", "drop_debug", "drop_xtrace"}
-        if unknown:
-            raise JobError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}")
+        _check_keys(raw, frozenset({"format", "drop_debug", "drop_xtrace"}), f"job {where}")
         fmt = raw.get("format")
         if fmt is not None and not isinstance(fmt, str):
             raise JobError(f"{where}.format must be a string")
@@ -62,6 +76,7 @@ class BuildTracking:
             return None
         if not isinstance(raw, dict):
             raise JobError("build must be an object")
+        _check_keys(raw, frozenset({"files", "rules_digest", "run_id"}), "job build")
         files = raw.get("files")
         if not isinstance(files, int) or isinstance(files, bool) or files < 1:
             raise JobError("build.files must be a positive whole number")
@@ -69,6 +84,8 @@ class BuildTracking:
         run_id = raw.get("run_id", "")
         if not isinstance(digest, str) or not isinstance(run_id, str):
             raise JobError("build.rules_digest and build.run_id must be strings")
+        _check_size(digest, "job build.rules_digest")
+        _check_size(run_id, "job build.run_id")
         return cls(files=files, rules_digest=digest, run_id=run_id)
 
 
@@ -103,25 +120,44 @@ class Job:
 
 
 def parse_job(arguments: bytes) -> Job:
-    """Read a push-log job's JSON arguments; accepts the legacy @fields/@tags keys."""
+    """Read a push-log job's JSON arguments; accepts the legacy @fields/@tags keys.
+
+    Everything a document would carry is checked here, so a bad job fails at once with
+    its reason instead of indexing a file without its metadata (a misspelt key), with a
+    megabyte on every line (an oversized value), or refused document by document by an
+    engine (an object where a keyword goes).
+    """
+    if len(arguments) > MAX_ARGUMENTS_BYTES:
+        raise JobError(
+            f"job arguments are {len(arguments):,} bytes, more than {MAX_ARGUMENTS_BYTES:,}"
+        )
     try:
         payload = orjson.loads(arguments)
     except orjson.JSONDecodeError as exc:
         raise JobError(f"job arguments are not valid JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise JobError("job arguments must be a JSON object")
+    _check_keys(payload, JOB_KEYS, "job")
     source_url = payload.get("source_url")
     if not isinstance(source_url, str) or not source_url:
         raise JobError("job has no source_url")
+    _check_size(source_url, "job source_url")
     event = payload.get("event", {})
     if not isinstance(event, dict):
         raise JobError("job event must be an object")
-    fields = event.get("fields", event.get("@fields", {}))
+    _check_keys(event, EVENT_KEYS, "job event")
+    fields = _fields(event.get("fields", event.get("@fields", {})))
     tags = event.get("tags", event.get("@tags", []))
-    if not isinstance(fields, dict):
-        raise JobError("job event.fields must be an object")
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise JobError("job event.tags must be a list of strings")
+    for position, tag in enumerate(tags):
+        _check_size(tag, f"job event.tags[{position}]")
+    # Every document of the file carries these: bounded as a whole, not only per value.
+    event_bytes = len(orjson.dumps([fields, tags]))
+    if event_bytes > MAX_EVENT_BYTES:
+        raise JobError(
+            f"job event fields and tags are {event_bytes:,} bytes, more than {MAX_EVENT_BYTES:,}"
+        )
     retry = payload.get("retry", False)
     if not isinstance(retry, bool):
         raise JobError("job retry must be true or false")
@@ -143,6 +179,70 @@ def parse_job(arguments: bytes) -> Job:
         submitted_at=submitted_at,
         size=size,
     )
+
+
+def _fields(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise JobError("job event.fields must be an object")
+    for name, value in raw.items():
+        valid = FIELD_NAME.fullmatch(name) is not None
+        where = f"job event.fields.{name if valid else _shown(name)}"
+        if not valid:
+            raise JobError(
+                f"{where}: a field name is 1 to 128 letters, digits, '_', '-' or '@', "
+                "starting with a letter, a digit or '@' (a dot nests objects in the engines)"
+            )
+        if name in LIST_FIELDS:
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                raise JobError(f"{where} must be a list of strings")
+            for position, item in enumerate(value):
+                _check_size(item, f"{where}[{position}]")
+        elif name in NUMBER_FIELDS:
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise JobError(f"{where} must be a number, not {_json_type(value)}")
+        elif isinstance(value, str):
+            _check_size(value, where)
+        elif value is not None and not isinstance(value, bool | int | float):
+            raise JobError(
+                f"{where} must be a string, number, true/false or null, not {_json_type(value)}"
+            )
+    return raw
+
+
+def _check_keys(raw: dict[str, Any], known: frozenset[str], where: str) -> None:
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        names = ", ".join(_shown(name) for name in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise JobError(
+            f"{where} has unknown key(s) {names}{more} (known: {', '.join(sorted(known))})"
+        )
+
+
+def _check_size(text: str, where: str) -> None:
+    size = len(text.encode(errors="replace"))
+    if size > MAX_VALUE_BYTES:
+        raise JobError(f"{where} is {size:,} bytes, more than {MAX_VALUE_BYTES:,}")
+
+
+def _shown(name: str) -> str:
+    """A key as a message names it: quoted, and short whatever it is."""
+    return orjson.dumps(one_line(name, 64)).decode()
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value), "a number")
+
+
+_JSON_TYPES: dict[type, str] = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "true/false",
+    type(None): "null",
+}
 
 
 @dataclass(slots=True)

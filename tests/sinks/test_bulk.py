@@ -316,7 +316,11 @@ def test_read_items_of_an_answer_cut_to_status_and_error() -> None:
     }
     outcome = read_items(response, [d.id for d in docs])
     assert outcome.retry == [2]
-    assert outcome.failed == [(1, f"{docs[1].id}: {MAPPING['type']}: {MAPPING['reason']}")]
+    expected = (
+        f"{docs[1].id}: {MAPPING['type']}: {MAPPING['reason']} "
+        "caused by: illegal_argument_exception: For input string"
+    )
+    assert outcome.failed == [(1, expected)]
 
 
 def test_a_runs_documents_carry_its_generation_as_external_version() -> None:

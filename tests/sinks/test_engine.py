@@ -7,12 +7,14 @@ import re
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.engines import index_prefix
+from tests.engines import build_index_for, index_prefix
 from tests.paths import CORPUS
+from tests.sinks.test_sqlite_query import search_cli
 from worker.config import SinkConfig
 from worker.documents import Document, build_documents
 from worker.errors import QueryError
@@ -132,3 +134,77 @@ def test_delete_file_removes_only_that_file(engine: tuple[EngineSink, str]) -> N
     sink.refresh()
     assert sink.count() == len(events)
     assert sink.count('filename:"logs/other.txt"') == len(events)
+
+
+def cli_config(sink: EngineSink, directory: Path) -> list[str]:
+    """`log-shipper search` options for `sink`: its URL, and a configuration naming
+    its index prefix."""
+    config = directory / "worker.yaml"
+    prefix = sink.config.index_prefix
+    config.write_text(
+        f"sink:\n  index_prefix: {prefix}\n  build_index: {build_index_for(prefix)}\n"
+    )
+    return ["--sink", sink.config.url, "--config", str(config)]
+
+
+def test_deep_query_is_refused_in_one_line_and_the_engine_keeps_serving(
+    engine: tuple[EngineSink, str], tmp_path: Path
+) -> None:
+    # OpenSearch 3.6 ends its whole process on a StackOverflowError for this query.
+    sink, _ = engine
+    sink.prepare()
+    events = oslo_events(40)
+    sink.write(build_documents(events, JOB, sink.config.index_prefix))
+    sink.refresh()
+    options = cli_config(sink, tmp_path)
+
+    deep = search_cli("(" * 3000 + "loglevel:INFO" + ")" * 3000, *options, cwd=tmp_path)
+    assert (deep.returncode, deep.stdout) == (2, "")
+    assert deep.stderr == (
+        "log-shipper: error: query nested 3000 levels deep (parentheses and NOT, -, + "
+        "operators), more than 100\n"
+    )
+
+    info = sum(1 for e in events if e.fields["loglevel"] == "INFO")
+    assert info > 0
+    within = "(" * 100 + "loglevel:INFO" + ")" * 100
+    counted = search_cli(within, "--count", *options, cwd=tmp_path)
+    assert (counted.returncode, counted.stderr) == (0, "")
+    assert int(counted.stdout) == info
+    assert sink.count() == len(events)  # the engine still answers
+
+
+def test_query_errors_keep_the_engines_cause_in_one_line(
+    engine: tuple[EngineSink, str], tmp_path: Path
+) -> None:
+    sink, _ = engine
+    sink.prepare()
+    sink.write(build_documents(oslo_events(3), JOB, sink.config.index_prefix))
+    sink.refresh()
+    result = search_cli('message:"unclosed AND (', *cli_config(sink, tmp_path), cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    [line] = result.stderr.splitlines()
+    # What both engines answer (the cause is in failed_shards, and for OpenSearch also
+    # in caused_by), outermost error first.
+    assert line.startswith(
+        "log-shipper: error: query refused: search_phase_execution_exception: all shards "
+        "failed caused by: query_shard_exception: Failed to parse query "
+        '[message:"unclosed AND (] caused by: parse_exception: Cannot parse '
+        "'message:\"unclosed AND (': Lexical error at line 1, column 24."
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_a_refusal_is_one_bounded_line_keeping_its_cause(engine: tuple[EngineSink, str]) -> None:
+    # A keyword of 40,000 bytes: the engines refuse it quoting it back whole (a Java
+    # dump of 40 KB on Elasticsearch), the cause last.
+    sink, _ = engine
+    sink.prepare()
+    [document] = build_documents(oslo_events(1), JOB, sink.config.index_prefix)
+    huge = Document(document.index, "huge-module", {**document.source, "module": "m" * 40_000})
+    result = sink.write([huge])
+    assert (result.indexed, result.failed) == (0, 1)
+    [reason] = result.errors
+    assert len(reason) <= 500 and "\n" not in reason
+    assert reason.startswith("huge-module: ")
+    assert "immense term" in reason

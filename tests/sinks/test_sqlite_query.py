@@ -7,6 +7,9 @@ failure-fingerprint queries in er-queries/ look for.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.paths import CORPUS
+from tests.paths import CORPUS, REPO
 from tests.sinks.test_sqlite import corpus_documents
 from worker.config import SinkConfig
 from worker.documents import Document, build_documents
@@ -371,3 +374,68 @@ def test_translation_is_thread_safe() -> None:
         thread.join()
     assert all(result == expected for result in results.values())
     assert len(results) == 8
+
+
+def search_cli(query: str, *options: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`log-shipper search` as a user runs it, on this worktree's code."""
+    return subprocess.run(
+        [sys.executable, "-m", "log_shipper.cli", "search", *options, "--", query],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def sqlite_dir(tmp_path: Path) -> Path:
+    """A directory holding logs.db with DOCUMENTS."""
+    sink = SqliteSink(str(tmp_path / "logs.db"), SinkConfig())
+    assert sink.write(DOCUMENTS).indexed == len(DOCUMENTS)
+    sink.close()
+    return tmp_path
+
+
+# Queries nested deeper than 100, each with how deep it is.
+DEEP_QUERIES = [
+    ("(" * 3000 + "loglevel:ERROR" + ")" * 3000, 3000),
+    ("NOT " * 3000 + "loglevel:ERROR", 3000),
+    ("-" * 3000 + "loglevel:ERROR", 3000),
+    ("NOT (" * 1000 + "a" + ")" * 1000, 2000),
+    ("message:(" * 101 + "a" + ")" * 101, 101),
+]
+
+
+@pytest.mark.parametrize(("query", "depth"), DEEP_QUERIES, ids=["(", "NOT", "-", "NOT (", "f:("])
+def test_deep_queries_are_refused_in_one_line_by_log_shipper_search(
+    sqlite_dir: Path, query: str, depth: int
+) -> None:
+    result = search_cli(query, "--sink", "sqlite:logs.db", cwd=sqlite_dir)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"log-shipper: error: query nested {depth} levels deep (parentheses and NOT, -, + "
+        "operators), more than 100\n"
+    )
+
+
+def test_parentheses_100_deep_still_run(sqlite_dir: Path) -> None:
+    errors = sum(1 for d in DOCUMENTS if d.source.get("loglevel") == "ERROR")
+    assert errors > 0
+    query = "(" * 100 + "loglevel:ERROR" + ")" * 100
+    result = search_cli(query, "--count", "--sink", "sqlite:logs.db", cwd=sqlite_dir)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert int(result.stdout) == errors
+
+
+def test_nesting_sqlite_cannot_parse_is_one_line_naming_it(sqlite_dir: Path) -> None:
+    # 60 NOTs in a row are within every sink's limit of 100, but each one nests the SQL.
+    query = "NOT " * 60 + "loglevel:ERROR"
+    result = search_cli(query, "--sink", "sqlite:logs.db", cwd=sqlite_dir)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "log-shipper: error: query nested too deeply for SQLite's SQL parser: use fewer "
+        "levels of parentheses and NOT inside each other (an Elasticsearch or OpenSearch "
+        "sink takes up to 100)\n"
+    )

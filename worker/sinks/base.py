@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from worker.documents import Document, FileRun
-from worker.errors import SinkError
+from worker.errors import SinkError, one_line
 
 MAX_REPORTED_ERRORS = 10
 
@@ -23,7 +23,7 @@ class WriteResult:
     def add_error(self, reason: str, count: int = 1) -> None:
         self.failed += count
         if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append(reason)
+            self.errors.append(one_line(reason))  # these go into answers and outcomes
 
     def merge(self, other: WriteResult) -> None:
         self.indexed += other.indexed

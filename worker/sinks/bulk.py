@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 
 from worker.documents import Document
+from worker.errors import one_line
+from worker.sinks.engine_errors import describe
 
 
 @dataclass(slots=True)
@@ -95,9 +97,6 @@ def read_items(response: dict[str, Any], ids: Sequence[str]) -> ItemOutcome:
             outcome.superseded += 1
         else:
             error = result.get("error") or {}
-            if isinstance(error, dict):
-                reason = f"{error.get('type', 'error')}: {error.get('reason', '')}"
-            else:
-                reason = str(error)
+            reason = describe(error) if isinstance(error, dict) else one_line(str(error))
             outcome.failed.append((position, f"{ids[position]}: {reason}"))
     return outcome

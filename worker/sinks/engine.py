@@ -22,10 +22,12 @@ from worker.documents import (
     FileRun,
     document_id,
 )
-from worker.errors import QueryError, SinkError
+from worker.errors import QueryError, SinkError, one_line
 from worker.resources import resource_path
 from worker.sinks.base import SearchResult, WriteResult, check_complete
 from worker.sinks.bulk import Chunk, chunk_documents, read_items
+from worker.sinks.engine_errors import describe
+from worker.sinks.query_depth import check_query_depth
 
 # For requests over the index pattern: no index yet means no hits, not an error.
 PATTERN_PARAMS = {"ignore_unavailable": "true", "allow_no_indices": "true"}
@@ -379,6 +381,7 @@ class EngineSink:
     def _query(query: str) -> dict[str, Any]:
         if query.strip() in ("", "*"):
             return {"match_all": {}}
+        check_query_depth(query)  # deeper ones may crash the engine (OpenSearch 3.6 does)
         return {"query_string": {"query": query, "default_field": "message"}}
 
     def _checked(
@@ -405,19 +408,13 @@ def _from_generation(operator: str, run: FileRun) -> dict[str, Any]:
 
 
 def reason(body: Any) -> str:
-    """The most specific one-line reason in an engine's error answer."""
+    """The reason in an engine's error answer, as one bounded line with its causes."""
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict):
-            causes = error.get("root_cause") or []
-            first = causes[0] if causes and isinstance(causes[0], dict) else error
-            text = f"{first.get('type', 'error')}: {first.get('reason', '')}"
-            caused_by = error.get("caused_by")
-            if isinstance(caused_by, dict) and caused_by.get("reason"):
-                text += f" ({caused_by['reason']})"
-            return text
-        return str(error)
-    return str(body)[:300]
+            return describe(error)
+        return one_line(str(error))
+    return one_line(str(body), 300)
 
 
 def index_template(prefix: str) -> dict[str, Any]:

@@ -18,8 +18,9 @@ import orjson
 
 from worker.config import SinkConfig, parse_sink_url
 from worker.documents import Document, FileRun
-from worker.errors import ConfigError, SinkError
+from worker.errors import ConfigError, QueryError, SinkError
 from worker.sinks.base import SearchResult, WriteResult, check_complete
+from worker.sinks.query_depth import MAX_QUERY_DEPTH
 from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS, translate
 
 SCHEMA_VERSION = 3
@@ -238,6 +239,14 @@ class SqliteSink:
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 raise SinkError(f"{self.path}: no documents table; nothing indexed here") from None
+            if "parser stack overflow" in str(exc):
+                # Nesting the translator keeps (groups AND/OR/NOT'd into each other) past
+                # about 20 levels, less than the query_depth limit every sink has.
+                raise QueryError(
+                    "query nested too deeply for SQLite's SQL parser: use fewer levels of "
+                    "parentheses and NOT inside each other (an Elasticsearch or OpenSearch "
+                    f"sink takes up to {MAX_QUERY_DEPTH})"
+                ) from None
             raise SinkError(f"{self.path}: query failed: {exc}") from None
         except sqlite3.Error as exc:
             raise SinkError(f"{self.path}: query failed: {exc}") from None

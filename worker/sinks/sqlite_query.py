@@ -46,6 +46,7 @@ from luqum.tree import (
 )
 
 from worker.errors import QueryError
+from worker.sinks.query_depth import check_query_depth
 
 DEFAULT_FIELD = "message"
 
@@ -120,6 +121,7 @@ def parse_query(query: str) -> Item:
     """Parse a Lucene query string with luqum; syntax errors become QueryError."""
     if not query.strip():
         raise QueryError("empty query (use * to match every document)")
+    check_query_depth(query)  # luqum parses deep queries, but translating them recurses
     try:
         with _parse_lock:
             return _parser.parse(query, lexer=_lexer)
