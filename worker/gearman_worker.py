@@ -48,6 +48,16 @@ class _GearWorker(gear.Worker):
         super().__init__(name)
 
     def _onActiveConnection(self, conn: gear.Connection) -> None:
+        # gear sends CAN_DO in _onConnect, before the connection joins
+        # active_connections, and registerFunction broadcasts only to that list: a
+        # function registered in between is never announced on this connection (with
+        # two servers, one of them then gives this worker no job). Announced again here,
+        # once the connection is in the list; a second CAN_DO changes nothing.
+        with self.broadcast_lock:
+            for function in list(self.functions.values()):
+                conn.sendPacket(
+                    gear.Packet(gear.constants.REQ, gear.constants.CAN_DO, function.name)
+                )
         super()._onActiveConnection(conn)
         address = f"{conn.host}:{conn.port}"
         lost = self._lost.pop(address, None)
