@@ -17,9 +17,8 @@ from typing import Any
 import gear
 
 from log_shipper.plan import Submission
-from worker.config import GearmanTLSConfig
+from worker.config import GearmanTLSConfig, split_address
 from worker.errors import ConfigError, LogIndexerError
-from worker.gearman_worker import split_address
 from worker.job import FUNCTION_NAME, JobSummary
 
 

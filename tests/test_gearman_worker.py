@@ -18,8 +18,8 @@ import pytest
 from log_shipper.submit import Outcome, Submission, Submitter
 from tests.httpserver import LogServer, serve_directory
 from tests.paths import CORPUS, count_lines
-from worker.config import FetchConfig, SinkConfig, WorkerConfig
-from worker.gearman_worker import LogWorker, split_address
+from worker.config import FetchConfig, SinkConfig, WorkerConfig, split_address
+from worker.gearman_worker import LogWorker
 from worker.job import FUNCTION_NAME, Job
 from worker.sinks import open_sink
 from worker.sinks.base import Sink

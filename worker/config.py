@@ -200,9 +200,10 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> WorkerConfig
     config = _build(WorkerConfig, raw, "", os.environ if env is None else env)
     config = replace(config, redact=parse_redact_config(redact))
     for server in config.gearman:
-        host, _, port = server.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) <= 65535:
-            raise ConfigError(f"gearman: {server!r} is not HOST:PORT")
+        try:
+            split_address(server)
+        except ConfigError as exc:
+            raise ConfigError(f"gearman: {exc}") from None
     try:
         parse_sink_url(config.sink.url)
     except ConfigError as exc:
@@ -222,6 +223,15 @@ def parse_config(raw: Any, env: Mapping[str, str] | None = None) -> WorkerConfig
         raise ConfigError("metrics_address must be a host name or address")
     check_tls_files(config.gearman_tls)
     return config
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """A Gearman server's HOST:PORT (an IPv6 host in brackets) as (host, port): the one
+    reader of these addresses, for the configuration, the workers and the hook alike."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ConfigError(f"{address!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
 
 
 def check_tls_files(tls: GearmanTLSConfig) -> None:

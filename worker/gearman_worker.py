@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import gear
 
 from worker.builds import build_summary, completed_run, file_outcome
-from worker.config import WorkerConfig
+from worker.config import WorkerConfig, split_address
 from worker.errors import Interrupted, JobError, LogIndexerError, one_line
 from worker.fetch import Interrupt
 from worker.job import FUNCTION_NAME, Job, JobSummary, parse_job
@@ -22,11 +22,6 @@ from worker.redact import mask_url
 from worker.sinks.base import Sink
 
 log = logging.getLogger(__name__)
-
-
-def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 class _GearWorker(gear.Worker):
