@@ -20,8 +20,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from worker.errors import LogIndexerError
-from worker.redact import redact_text
+from worker.errors import LogIndexerError, one_line
+from worker.redact import mask_url
 from worker.sinks.base import Sink
 
 SINK_PROBE_SECONDS = 10.0
@@ -79,7 +79,7 @@ class SinkProbe:
             try:
                 self.sink.get_build(PROBE_BUILD_UUID)
             except LogIndexerError as exc:
-                reason = redact_text(" ".join(str(exc).split()))
+                reason = one_line(mask_url(str(exc)))
                 self.state = SinkState(self.state.answered_at, reason)
             else:
                 self.state = SinkState(time.monotonic())
