@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from tests.engines import run_engine_tool, start_engine
+from tests.engines import private_engine, run_engine_tool, start_engine
 
 
 def get(url: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -52,3 +52,31 @@ def test_starting_a_running_engine_is_quick_and_stable(
     began = time.monotonic()
     assert start_engine(engine) == url
     assert time.monotonic() - began < 10
+
+
+def test_a_private_node_runs_with_its_settings_and_keeps_its_data_across_a_restart() -> None:
+    settings = {"thread_pool.write.size": "1", "thread_pool.write.queue_size": "1"}
+    with private_engine("opensearch", settings) as engine:
+        assert engine.url not in ("http://127.0.0.1:9250", "http://127.0.0.1:9260")
+        nodes = json.loads(urllib.request.urlopen(f"{engine.url}/_nodes/settings").read())
+        (node,) = nodes["nodes"].values()
+        assert node["settings"]["thread_pool"]["write"] == {"size": "1", "queue_size": "1"}
+        put = urllib.request.Request(
+            f"{engine.url}/kept/_doc/1?refresh=true",
+            data=b'{"a": 1}',
+            method="PUT",
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(put).read()
+        engine.stop()
+        engine.start()
+        count = json.loads(urllib.request.urlopen(f"{engine.url}/kept/_count").read())
+        assert count["count"] == 1
+
+
+def test_a_malformed_setting_is_one_line_and_exit_1() -> None:
+    result = run_engine_tool("start", "opensearch", "--setting", "no-equals-sign")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "engine: error: --setting 'no-equals-sign': expected KEY=VALUE, KEY a dotted setting name"
+    ]
