@@ -25,6 +25,12 @@ class SinkError(LogIndexerError):
     """The search engine or database refused or failed a request."""
 
 
+class EngineOutage(SinkError):
+    """The engine stayed unreachable or overloaded longer than the sink may wait for it:
+    the file has not failed, its job is worth running again once the engine is back.
+    The message names the engine and the last cause."""
+
+
 class QueryError(LogIndexerError):
     """A search query uses syntax the chosen sink cannot run."""
 

@@ -22,7 +22,7 @@ from worker.documents import (
     FileRun,
     document_id,
 )
-from worker.errors import QueryError, SinkError, one_line
+from worker.errors import EngineOutage, QueryError, SinkError, one_line
 from worker.resources import resource_path
 from worker.sinks.base import SearchResult, WriteResult, check_complete
 from worker.sinks.bulk import Chunk, chunk_documents, read_items
@@ -198,7 +198,7 @@ class EngineSink:
             last = f"{len(outcome.retry)} documents rejected with HTTP 429"
             chunk = chunk.select(outcome.retry)
         # An engine that stays away fails the job, so it is retried as a whole later.
-        raise SinkError(
+        raise EngineOutage(
             f"bulk gave up after {self.config.max_retries} retries "
             f"({len(chunk.ids)} documents unsent): {last}"
         )
