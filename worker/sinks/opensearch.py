@@ -11,7 +11,8 @@ from opensearchpy.exceptions import SerializationError, TransportError
 from opensearchpy.serializer import JSONSerializer
 
 from worker.config import SinkConfig
-from worker.sinks.engine import EngineSink, EngineUnavailable
+from worker.sinks.engine import EngineSink
+from worker.sinks.retry import EngineUnavailable, no_answer
 
 
 class OrjsonAnswers(JSONSerializer):
@@ -27,12 +28,14 @@ class OrjsonAnswers(JSONSerializer):
 
 
 class OpenSearchSink(EngineSink):
+    KIND = "opensearch"
+
     def __init__(self, base_url: str, config: SinkConfig) -> None:
-        super().__init__(config)
+        super().__init__(base_url, config)
         options: dict[str, Any] = {
             "timeout": config.request_timeout,
             "verify_certs": config.verify_certs,
-            "max_retries": 0,  # retries are ours, with backoff and per-item handling
+            "max_retries": 0,  # retries are ours (worker/sinks/retry.py)
             "retry_on_timeout": False,
             "serializer": OrjsonAnswers(),
         }
@@ -42,7 +45,6 @@ class OpenSearchSink(EngineSink):
             options["headers"] = {"authorization": f"ApiKey {config.api_key}"}
         elif config.username:
             options["http_auth"] = (config.username, config.password or "")
-        self.base_url = base_url
         self.client = OpenSearch([base_url], **options)
 
     def _perform(
@@ -60,7 +62,7 @@ class OpenSearchSink(EngineSink):
                 method, path, params=params, body=body, headers=headers
             )
         except OpenSearchConnectionError as exc:
-            raise EngineUnavailable(f"OpenSearch at {self.base_url} unreachable: {exc}") from None
+            raise EngineUnavailable(no_answer(exc)) from None
         except TransportError as exc:
             return int(exc.status_code), exc.info
         # opensearch-py answers with the decoded body only; errors raised above.
