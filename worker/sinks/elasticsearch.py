@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 import orjson
@@ -24,6 +25,12 @@ NDJSON_HEADERS = {
     "accept": f"application/vnd.elasticsearch+json; {_COMPAT}",
     "content-type": f"application/vnd.elasticsearch+x-ndjson; {_COMPAT}",
 }
+
+
+# The client logs every failed request at WARNING, a traceback with it, and every 404
+# we ask for on purpose: an outage would be a line per attempt. The sink's RetryPolicy
+# says it once (worker/sinks/retry.py); errors reach the sink as exceptions anyway.
+logging.getLogger("elastic_transport").setLevel(logging.ERROR)
 
 
 class PrebuiltJson(Serializer):

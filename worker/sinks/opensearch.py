@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -13,6 +14,11 @@ from opensearchpy.serializer import JSONSerializer
 from worker.config import SinkConfig
 from worker.sinks.engine import EngineSink
 from worker.sinks.retry import EngineUnavailable, no_answer
+
+# The client logs every failed request at WARNING, a traceback with it, and every 404
+# we ask for on purpose: an outage would be a line per attempt. The sink's RetryPolicy
+# says it once (worker/sinks/retry.py); errors reach the sink as exceptions anyway.
+logging.getLogger("opensearch").setLevel(logging.ERROR)
 
 
 class OrjsonAnswers(JSONSerializer):
@@ -38,6 +44,9 @@ class OpenSearchSink(EngineSink):
             "max_retries": 0,  # retries are ours (worker/sinks/retry.py)
             "retry_on_timeout": False,
             "serializer": OrjsonAnswers(),
+            # A connection for each bulk sender, the thread building chunks and the
+            # health probe: fewer, and urllib3 drops (and logs) one after each request.
+            "pool_maxsize": config.concurrent_requests + 2,
         }
         if config.ca_certs:
             options["ca_certs"] = config.ca_certs
