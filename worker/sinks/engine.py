@@ -234,7 +234,7 @@ class EngineSink:
             landed = len(outcome.retry) < len(pending.ids)
             pending = pending.select(outcome.retry)
             raise Retry(
-                f"{len(pending.ids)} documents rejected with HTTP 429",
+                f"{len(pending.ids)} documents rejected for load",
                 answered=True,
                 progress=landed,
             )
