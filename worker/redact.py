@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any
 
 from worker.errors import ConfigError
@@ -53,11 +53,26 @@ class Rule:
     # one pass (a regular expression that starts with the guard, so the regex engine
     # looks for that literal first), instead of trying the pattern at every occurrence.
     finder: re.Pattern[str] | None = None
+    # The literal every match starts with, when it is not the guard (a URL's
+    # credentials start at "://", before their guard "@"). The built-in rules have one
+    # (their guard, or this), and no match of theirs spans lines: what a line dense with
+    # would-be secrets is reduced to relies on both (see `_masked_from`).
+    start: str = ""
 
     @property
     def key(self) -> str:
         """The guard as it is looked for in the lower-cased text."""
         return self.guard.lower()
+
+    @property
+    def first(self) -> str:
+        """The literal every match starts with, as it is looked for in the haystack;
+        empty for a rule from the configuration, whose matches may start anywhere."""
+        if self.start:
+            return self.start
+        if not self.anchored:
+            return ""
+        return self.key if self.ignore_case else self.guard
 
 
 # Patterns are linear on any line: each starts with its guard, so it is tried only where
@@ -65,13 +80,27 @@ class Rule:
 # leading repeated class, no nested unbounded repetition over overlapping classes,
 # quoted values bounded). tools/bench measures them on adversarial 64 KiB lines.
 #
+# \s as re.ASCII reads it, spelled out for character sets: a set of characters only is
+# a table look-up per character, one with \s in it twice as slow (on a 64 KiB word).
+_BLANK = r" \t\n\r\f\v"
 # A value: quoted (the opening quote is matched before it) up to the closing quote,
 # spaces included ("correct horse battery"), else one word.
-_VALUE = r"(?P<secret>(?<=\")[^\"\n]{1,256}(?=\")|(?<=')[^'\n]{1,256}(?=')|[^\s\"',;&]+)"
-# key=value, key: value, "key": "value", key = value
-_ASSIGNED = r"[\"']?[ \t]*[:=][ \t]*[\"']?"
+_VALUE = (
+    r"(?P<secret>(?<=\")[^\"\n]{1,256}(?=\")|(?<=')[^'\n]{1,256}(?=')"
+    rf"|[^{_BLANK}\"',;&]++)"
+)
+# key=value, key: value, "key": "value", key = value. Runs are possessive (`*+`, `++`)
+# wherever what follows them cannot start with what they repeat: giving characters
+# back could never lead to a match, and on a long run it costs one step per character.
+_ASSIGNED = r"[\"']?[ \t]*+[:=][ \t]*+[\"']?"
 # --key value, --os-key value: the word before the key ends in "-"
-_OPTION = r"[ \t]+[\"']?"
+_OPTION = r"[ \t]++[\"']?"
+
+
+_MYSQL_TOOLS = ("", "admin", "dump", "check", "import", "show", "slap")
+_MYSQL_TOOL = f"(?:{'|'.join(filter(None, _MYSQL_TOOLS))})?"
+# After a word: it does not end in a mysql command (one look-behind per width).
+_NOT_AFTER_MYSQL = "".join(rf"(?<!\bmysql{tool})" for tool in _MYSQL_TOOLS)
 
 
 def _keyword(words: str) -> str:
@@ -81,7 +110,7 @@ def _keyword(words: str) -> str:
 
 def _keyword_finder(words: str) -> str:
     """Where `_keyword(words)` can match: the words, then a separator."""
-    return rf"(?:{words})(?=[ \t]|[\"']?[ \t]*[:=])"
+    return rf"(?:{words})(?=[ \t]|[\"']?[ \t]*+[:=])"
 
 
 def _keyword_rule(name: str, guard: str, words: str) -> Rule:
@@ -107,20 +136,30 @@ def _rule(
 
 BUILTIN_RULES: tuple[Rule, ...] = (
     # scheme://user:password@host (the URL's own "@" is the rarer guard)
-    Rule("url_credentials", "@", re.compile(r"://[^\s:/@]+:(?P<secret>[^\s@/]+)(?=@)")),
+    Rule(
+        "url_credentials",
+        "@",
+        re.compile(rf"://[^{_BLANK}:/@]++:(?P<secret>[^{_BLANK}@/]++)(?=@)"),
+        start="://",
+    ),
     # devstack: iniset [-sudo] FILE SECTION admin_password VALUE
     _rule(
         "iniset",
         "iniset",
-        r"iniset[ \t]+(?:-sudo[ \t]+)?\S+[ \t]+\S+[ \t]+[\w.-]*?"
-        r"(?i:password|passwd|token|secret|key)[ \t]+[\"']?" + _VALUE,
+        r"iniset[ \t]++(?:-sudo[ \t]++)?\S++[ \t]++\S++[ \t]++[\w.-]*+"
+        # the key ends in one of these words (each look-behind has one width)
+        r"(?:(?<=(?i:password))|(?<=(?i:passwd))|(?<=(?i:token))|(?<=(?i:secret))"
+        r"|(?<=(?i:key)))[ \t]++[\"']?" + _VALUE,
     ),
-    # mysql -uroot -psecret (the password is glued to -p), within the same command
+    # mysql -uroot -psecret (the password is glued to -p), within the same command. A
+    # word that ends in another mysql command is not passed over: that command's own
+    # match (tried at its occurrence) reaches the same -p, and no word is read again
+    # from each of a run of "mysql mysql ...".
     _rule(
         "mysql_password",
         "mysql",
-        r"\bmysql(?:admin|dump|check|import|show|slap)?(?:[ \t]+[^\s|;&]+){0,8}?"
-        r"[ \t]+-p[\"']?" + _VALUE,
+        rf"\bmysql{_MYSQL_TOOL}(?:[ \t]++[^{_BLANK}|;&]++{_NOT_AFTER_MYSQL}){{0,8}}?"
+        r"[ \t]++-p[\"']?" + _VALUE,
         gate="q",
     ),
     # SQL: IDENTIFIED BY 'secret' (a string literal: quoted), also shell-quoted as
@@ -128,7 +167,7 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     _rule(
         "sql_identified_by",
         "identified",
-        r"identified[ \t]+by[ \t]+(?:password[ \t]+)?(?:'\\''|')" + _VALUE,
+        r"identified[ \t]++by[ \t]++(?:password[ \t]++)?(?:'\\''|')" + _VALUE,
         ignore_case=True,
         gate="'",
     ),
@@ -141,11 +180,13 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     # api_key=..., APIKEY: ..., --api-key X ("api" alone is in every line of a nova-api
     # traceback: found with its finder)
     _keyword_rule("api_key", "api", "api[_-]?key"),
-    # Authorization: Basic/Bearer/Token xxx
+    # Authorization: Basic/Bearer/Token xxx (a scheme is a short word: the first word of
+    # a long value is read once, as the value)
     _rule(
         "authorization",
         "authorization",
-        r"authorization[\"']?[ \t]*[:=][ \t]*[\"']?(?:\w+[ \t]+)?(?P<secret>[^\s\"',]+)",
+        r"authorization[\"']?[ \t]*+[:=][ \t]*+[\"']?(?:\w{1,32}+[ \t]++)?"
+        rf"(?P<secret>[^{_BLANK}\"',]++)",
         ignore_case=True,
         gate="z",
     ),
@@ -155,7 +196,7 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     # the guard is what both start with, the finder tells them apart
     _rule(
         "github_token",
-        "g",
+        "gh",
         r"(?:gh[pousr]|github_pat)_(?P<secret>[A-Za-z0-9_]{20,})",
         finder="gh[pousr]_|github_pat_",
     ),
@@ -181,7 +222,12 @@ PEM_MAX_LINES = 400
 def _pem_line(line: str, open_lines: int) -> tuple[str, int]:
     """`line` with private-key material masked, given how many more lines the open
     block may span (0: none is open), and that number after this line."""
-    markers = list(_PEM_MARKER.finditer(line)) if PEM_GUARD in line else []
+    markers: list[re.Match[str]] = []
+    if PEM_GUARD in line:
+        if line.count(PEM_GUARD) > _budget(line):  # dense: masked from the first on
+            kept = "" if open_lines else line[: line.find(PEM_GUARD)]
+            return kept + MASK, PEM_MAX_LINES
+        markers = list(_PEM_MARKER.finditer(line))
     if not markers:
         if not open_lines or not line.strip():
             return line, max(open_lines - 1, 0)
@@ -213,20 +259,51 @@ def _pem(text: str, open_lines: int) -> tuple[str, int]:
         return _pem_line(text, open_lines)
     lines = text.split("\n")
     for i, line in enumerate(lines):
-        lines[i], open_lines = _pem_line(line, open_lines)
+        if open_lines or PEM_GUARD in line:  # the other lines of a traceback: as they are
+            lines[i], open_lines = _pem_line(line, open_lines)
     return "\n".join(lines), open_lines
 
 
 # -- applying a table ---------------------------------------------------------------------
 
-# Lower-cases ASCII letters only, keeping every position: guards and patterns ignore
-# ASCII case, and positions found in the lower-cased text are used in the text itself
-# (str.lower can change the length of non-ASCII text: "İ" becomes two characters).
+# A line dense with would-be secrets. Each place where a rule is tried costs Python work
+# (a match attempt, a replacement: ~1-2 us), where the common line costs a few
+# microseconds in all. A text may have CANDIDATES such places over all its rules, and
+# one more per CANDIDATE_SPACING characters (a 64 KiB line: 128); each occurrence of a
+# rule's first literal costs the regex engine ~50 ns (a finder's search, a URL's), and a
+# text may have one per OCCURRENCE_SPACING characters of each. Beyond either, the rule's
+# matches are no longer looked for one by one: the text is masked from the next place on
+# to the end of the line of the rule's last (`_masked_from`, a few searches done by str
+# in C). Only a text built to be dense with keywords comes near (the densest line of
+# the corpus has 4 places; a traceback through keystonemiddleware's auth_token says
+# "token" a few times a frame, not one per 32 characters). Over-masking such a text is
+# the safe side: it never leaves a secret.
+CANDIDATES = 64
+CANDIDATE_SPACING = 1024
+OCCURRENCE_SPACING = 32
+
+
+def _places(text: str) -> int:
+    return CANDIDATES + len(text) // OCCURRENCE_SPACING
+
+
+def _budget(text: str) -> int:
+    return CANDIDATES + len(text) // CANDIDATE_SPACING
+
+
+# Positions found in the lower-cased text are used in the text itself, so lowering must
+# keep every position. str.lower does, except for "İ" (U+0130), the one character whose
+# lower case is two: such a text has its ASCII letters only lowered (translate costs ten
+# times lower, the cost of any other non-ASCII text). str.lower also lowers a few
+# non-ASCII letters to ASCII ones (the Kelvin sign to "k"): a guard may then be found
+# where no rule matches, never missed where one does (patterns ignore ASCII case only,
+# and lowering maps ASCII letters alike either way).
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+_LONGER_LOWER = "\u0130"
 
 
 def _lower(text: str) -> str:
-    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+    return text.translate(_ASCII_LOWER) if _LONGER_LOWER in text else text.lower()
 
 
 class RuleSet:
@@ -287,6 +364,7 @@ class RuleSet:
 
     def apply(self, text: str, lowered: str, found: Iterable[str]) -> str:
         """`text` with the rules of the guards `found` applied, in table order."""
+        budget = _budget(text)
         for key in found:
             for rule in self._by_key.get(key, ()):
                 if rule.ignore_case:
@@ -295,10 +373,12 @@ class RuleSet:
                     haystack = text
                 else:
                     continue
-                if rule.anchored:
-                    redacted = _sub_at(rule, text, haystack)
+                literal = rule.first
+                if literal and haystack.count(literal) > _places(text):
+                    start = haystack.find(literal)
+                    redacted = text[:start] + _masked_from(rule, text, haystack, start)
                 else:
-                    redacted = rule.pattern.sub(partial(_replace, rule), text)
+                    redacted, budget = _sub(rule, text, haystack, budget)
                 if redacted != text:  # most guard hits are prose ("user token"): no re-lowering
                     text = redacted
                     lowered = _lower(text)
@@ -348,27 +428,52 @@ def _replace(rule: Rule, match: re.Match[str]) -> str:
     return whole[: start - base] + rule.replacement + whole[end - base :]
 
 
-def _sub_at(rule: Rule, text: str, haystack: str) -> str:
-    """`rule.pattern.sub(...)` for a pattern whose matches start where the guard occurs
-    in `haystack` (the text, or the text lower-cased position for position)."""
+def _sub(rule: Rule, text: str, haystack: str, budget: int) -> tuple[str, int]:
+    """`rule.pattern.sub(...)`, trying the pattern at no more than `budget` places, and
+    what remains of the budget. The matches of an anchored rule start where its guard
+    (or finder) is found in `haystack` (the text, or the text lower-cased position for
+    position): the pattern is tried there only. Once the budget is spent, the text is
+    masked from the next place on (`_masked_from`)."""
     pieces: list[str] = []
     done = 0
-    match_at = rule.pattern.match
-    if rule.finder is None:
-        starts: Iterable[int] = _occurrences(haystack, rule.key if rule.ignore_case else rule.guard)
+    if rule.anchored:
+        match_at = rule.pattern.match
+        if rule.finder is None:
+            starts: Iterable[int] = _occurrences(haystack, rule.first)
+        else:
+            starts = (found.start() for found in rule.finder.finditer(haystack))
+        for start in starts:
+            if start >= done:  # not inside the previous match: sub does not overlap matches
+                if not budget:
+                    pieces += (text[done:start], _masked_from(rule, text, haystack, start))
+                    return "".join(pieces), 0
+                budget -= 1
+                match = match_at(text, start)
+                if match is not None and match.end() > start:
+                    pieces += (text[done:start], _replace(rule, match))
+                    done = match.end()
     else:
-        starts = (found.start() for found in rule.finder.finditer(haystack))
-    for start in starts:
-        if start >= done:  # not inside the previous match: sub does not overlap matches
-            match = match_at(text, start)
-            if match is not None and match.end() > start:
-                pieces.append(text[done:start])
-                pieces.append(_replace(rule, match))
-                done = match.end()
+        for match in rule.pattern.finditer(text):
+            start = match.start()
+            if not budget:
+                pieces += (text[done:start], _masked_from(rule, text, haystack, start))
+                return "".join(pieces), 0
+            budget -= 1
+            pieces += (text[done:start], _replace(rule, match))
+            done = match.end()
     if not pieces:
-        return text
+        return text, budget
     pieces.append(text[done:])
-    return "".join(pieces)
+    return "".join(pieces), budget
+
+
+def _masked_from(rule: Rule, text: str, haystack: str, start: int) -> str:
+    """The text from `start` (where a match of the rule may start) on, when the rule's
+    matches are not looked for one by one: masked to the end of the line of the last
+    place where one may start (a built-in rule's match never spans lines), or to the
+    end of the text for a rule from the configuration."""
+    end = haystack.find("\n", haystack.rfind(rule.first, start)) if rule.first else -1
+    return MASK + (text[end:] if end >= 0 else "")
 
 
 def _occurrences(text: str, literal: str) -> Iterator[int]:
@@ -419,6 +524,7 @@ class Redactor:
         # line, and a call costs as much as several guard tests.
         present = self.rules._present
         ascii_lower = _ASCII_LOWER
+        longer = _LONGER_LOWER
         clean = self._clean
         repeated = self._repeated
         long_text = self.LONG
@@ -427,7 +533,7 @@ class Redactor:
         for event in events:
             text = event.message
             if len(text) < long_text:
-                lowered = text.lower() if text.isascii() else text.translate(ascii_lower)
+                lowered = text.translate(ascii_lower) if longer in text else text.lower()
                 found = present(text, lowered)
                 if found or self._pem_lines:
                     event.message = self._message(text, lowered, self.rules.ordered(found))
