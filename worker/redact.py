@@ -95,6 +95,14 @@ _VALUE = (
 _ASSIGNED = r"[\"']?[ \t]*+[:=][ \t]*+[\"']?"
 # --key value, --os-key value: the word before the key ends in "-"
 _OPTION = r"[ \t]++[\"']?"
+# | key | value |: a row of the tables the openstack and keystone clients print (an EC2
+# credential's secret); the value is a cell's one word, so `cat secret | grep x` is not.
+_CELL = rf"[ \t]*+\|[ \t]*+(?=[^{_BLANK}\"',;&|]++[ \t]*+\|)"
+# A configuration key that names a secret ends in one of these (iniset, sed): one
+# look-behind each, as each has one width.
+_SECRET_KEY_END = "(?:{})".format(
+    "|".join(f"(?<=(?i:{word}))" for word in ("password", "passwd", "token", "secret", "key"))
+)
 
 
 _MYSQL_TOOLS = ("", "admin", "dump", "check", "import", "show", "slap")
@@ -103,18 +111,32 @@ _MYSQL_TOOL = f"(?:{'|'.join(filter(None, _MYSQL_TOOLS))})?"
 _NOT_AFTER_MYSQL = "".join(rf"(?<!\bmysql{tool})" for tool in _MYSQL_TOOLS)
 
 
-def _keyword(words: str) -> str:
-    """`words` (an alternation starting with the guard) assigned or given as an option."""
-    return rf"(?:(?<=-)(?:{words}){_OPTION}|(?:{words}){_ASSIGNED}){_VALUE}"
+def _keyword(guard: str, rest: str) -> str:
+    """The word `guard` + `rest` (a pattern) assigned, given as an option, or in a
+    table row."""
+    words = f"{guard}(?:{rest})"
+    return rf"(?:(?<=-){words}{_OPTION}|{words}(?:{_ASSIGNED}|{_CELL})){_VALUE}"
 
 
-def _keyword_finder(words: str) -> str:
-    """Where `_keyword(words)` can match: the words, then a separator."""
-    return rf"(?:{words})(?=[ \t]|[\"']?[ \t]*+[:=])"
+def _keyword_finder(guard: str, rest: str) -> str:
+    """Where `_keyword(guard, rest)` can match: the word, then a separator; as an
+    option only after "-" (checked after the guard, so that the finder still starts with
+    the literal the regex engine looks for first: "keystonemiddleware.auth_token [-]",
+    13 % of screen-q-svc's lines, is no place to try)."""
+    return (
+        rf"{guard}(?:(?<=-{guard})(?:{rest})(?=[ \t])"
+        rf"|(?:{rest})(?=[\"']?[ \t]*+[:=]|[ \t]*+\|))"
+    )
 
 
-def _keyword_rule(name: str, guard: str, words: str) -> Rule:
-    return _rule(name, guard, _keyword(words), ignore_case=True, finder=_keyword_finder(words))
+def _keyword_rule(name: str, guard: str, rest: str) -> Rule:
+    return _rule(
+        name,
+        guard,
+        _keyword(guard, rest),
+        ignore_case=True,
+        finder=_keyword_finder(guard, rest),
+    )
 
 
 def _rule(
@@ -146,10 +168,11 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     _rule(
         "iniset",
         "iniset",
-        r"iniset[ \t]++(?:-sudo[ \t]++)?\S++[ \t]++\S++[ \t]++[\w.-]*+"
-        # the key ends in one of these words (each look-behind has one width)
-        r"(?:(?<=(?i:password))|(?<=(?i:passwd))|(?<=(?i:token))|(?<=(?i:secret))"
-        r"|(?<=(?i:key)))[ \t]++[\"']?" + _VALUE,
+        r"iniset[ \t]++(?:-sudo[ \t]++)?\S++[ \t]++\S++[ \t]++"
+        # the key names a secret, or is one of swift's tempauth users (user_ACCOUNT_USER
+        # = KEY GROUP...): the key is read once either way
+        r"(?:(?<=filter:tempauth[ \t])(?=user_)(?P<tempauth>))?+"
+        rf"[\w.-]*+(?(tempauth)|{_SECRET_KEY_END})[ \t]++[\"']?" + _VALUE,
     ),
     # mysql -uroot -psecret (the password is glued to -p), within the same command. A
     # word that ends in another mysql command is not passed over: that command's own
@@ -162,6 +185,33 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         r"[ \t]++-p[\"']?" + _VALUE,
         gate="q",
     ),
+    # rabbitmqctl change_password USER PASSWORD, rabbitmqctl add_user USER PASSWORD
+    _rule(
+        "rabbitmqctl",
+        "rabbitmqctl",
+        r"rabbitmqctl(?:[ \t]++\S++){0,4}?[ \t]++(?:change_password|add_user)[ \t]++\S++"
+        r"[ \t]++[\"']?" + _VALUE,
+        gate="q",
+    ),
+    # devstack's create_userrc.sh: add_entry USER_ID USER TENANT_ID TENANT PASSWORD
+    _rule(
+        "add_entry",
+        "add_entry",
+        r"add_entry(?:[ \t]++\S++){4}[ \t]++[\"']?" + _VALUE,
+        gate="y",
+    ),
+    # devstack's iniset as sed: s|^\(admin_password[ \t]*=[ \t]*\).*$|\1secret|
+    Rule(
+        "sed_iniset",
+        "\\1",
+        re.compile(
+            rf"s\|\^\\\([\w.-]*+{_SECRET_KEY_END}\[ \\t\]\*=\[ \\t\]\*\\\)\.\*\$\|\\1"
+            r"(?P<secret>[^|\n]++)(?=\|)",
+            re.ASCII,
+        ),
+        gate="\\",
+        start="s|^\\(",
+    ),
     # SQL: IDENTIFIED BY 'secret' (a string literal: quoted), also shell-quoted as
     # '\''secret'\''
     _rule(
@@ -171,15 +221,17 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         ignore_case=True,
         gate="'",
     ),
-    # password=..., "password": "...", admin_password: ..., --os-password X
-    _keyword_rule("password", "passw", "passw(?:ord|d)"),
-    # client_secret: ..., SECRET_KEY=..., aws_secret_access_key = ..., --secret X
-    _keyword_rule("secret", "secret", "secret(?:[_-]?access)?(?:[_-]?key)?"),
+    # password=..., "password": "...", admin_password: ..., --os-password X; "pass"
+    # alone after "-" or "_" (keystone user-create --pass X, devstack's USER_PASS=X)
+    _keyword_rule("password", "pass", "word|wd|(?<=[_-]pass)"),
+    # client_secret: ..., SECRET_KEY=..., aws_secret_access_key = ..., --secret X,
+    # | secret | X |
+    _keyword_rule("secret", "secret", "(?:[_-]?access)?(?:[_-]?key)?"),
     # X-Auth-Token: ..., OS_TOKEN=..., admin_token=..., --os-token X
-    _keyword_rule("token", "token", "token"),
+    _keyword_rule("token", "token", ""),
     # api_key=..., APIKEY: ..., --api-key X ("api" alone is in every line of a nova-api
     # traceback: found with its finder)
-    _keyword_rule("api_key", "api", "api[_-]?key"),
+    _keyword_rule("api_key", "api", "[_-]?key"),
     # Authorization: Basic/Bearer/Token xxx (a scheme is a short word: the first word of
     # a long value is read once, as the value)
     _rule(
@@ -320,42 +372,24 @@ class RuleSet:
         self._keys = ((PEM_KEY,) if pem else ()) + tuple(by_key)
         tests = [(PEM_KEY, *_test(PEM_GUARD, PEM_GATE, in_text=True))] if pem else []
         tests += [(key, *_key_test(key, found)) for key, found in by_key.items()]
-        namespace: dict[str, Any] = {}
-        for i, (key, gate, test) in enumerate(tests):
-            finders = {rule.finder for rule in by_key.get(key, ())}
-            if len(finders) == 1 and None not in finders:
-                (finder,) = finders
-                assert finder is not None
-                namespace[f"find{i}"] = finder.search
-                where = test.rpartition(" in ")[2]
-                # A guard of one or two characters is found faster by the finder
-                # itself (which starts with it) than by `in` and then the finder.
-                first = f"{test} and " if len(key) > 2 else ""
-                tests[i] = (key, gate, f"{first}find{i}({where}) is not None")
-        # The guard tests run on every line, so they are generated code: one `if` per
-        # guard, those behind one gate under one `if`. A loop over the table (or map
-        # over bound __contains__) costs twice the searches again on the common short
-        # line. The code is made of repr()s of the guards only.
-        behind: dict[str, list[tuple[str, str]]] = {}
-        for key, gate, test in tests:
-            behind.setdefault(gate, []).append((key, test))
-        source = ["def present(text, lowered):", "    found = ()"]
-        for gate, found in behind.items():
-            indent = "        " if gate else "    "
-            if gate:
-                source.append(f"    if {gate}:")
-            source += [
-                f"{indent}if {test}:\n{indent}    found += ({key!r},)" for key, test in found
-            ]
-        source.append("    return found")
-        exec("\n".join(source), namespace)
+        finders: dict[str, Callable[[str], object]] = {}
+        for key, found in by_key.items():
+            kinds = {rule.finder for rule in found}
+            if len(kinds) == 1 and (finder := kinds.pop()) is not None:
+                finders[key] = finder.search
+        namespace: dict[str, Any] = {f"find{i}": find for i, find in enumerate(finders.values())}
+        exec(_present_source(tests, list(finders), long=False), namespace)
+        exec(_present_source(tests, list(finders), long=True), namespace)
         self._present: Callable[[str, str], tuple[str, ...]] = namespace["present"]
+        self._present_long: Callable[[str, str], tuple[str, ...]] = namespace["present_long"]
         self._order = {key: i for i, key in enumerate(self._keys)}
 
     def present(self, text: str, lowered: str) -> tuple[str, ...]:
         """The guards (lower-cased) that occur in `text` (`lowered` is the text
         lower-cased), in table order; for the common text, none."""
-        return self.ordered(self._present(text, lowered))
+        if len(text) < LONG_TEXT:
+            return self.ordered(self._present(text, lowered))
+        return self.ordered(self._present_long(text, lowered))
 
     def ordered(self, found: tuple[str, ...]) -> tuple[str, ...]:
         if len(found) > 1:
@@ -399,13 +433,58 @@ class RuleSet:
         return self.apply(text, lowered, found)
 
 
-def _test(guard: str, gate: str, *, in_text: bool) -> tuple[str, str]:
-    """The expressions that tell whether `gate` and `guard` occur."""
+# A text this long has its guards looked for by `present_long` (see `_present_source`).
+LONG_TEXT = 512
+
+
+def _present_source(
+    tests: list[tuple[str, str, str, str]], finders: list[str], *, long: bool
+) -> str:
+    """The code of `present(text, lowered)` (or `present_long`): the guards, in
+    lower case, that `tests` (each: the guard's key, the test of its gate, the guard,
+    and where it is looked for: "text" or "lowered") find in a text; `finders` names
+    the guards whose finder is in the namespace, as find0, find1, ...
+
+    The guard tests run on every line, so they are generated code: one `if` per guard,
+    those behind one gate under one `if`. A loop over the table costs 25-55 % more on
+    the common short line (2026-12-01, Redactor guard tests alone, ns a line: screen-
+    q-svc 1,210 generated vs 1,540 loop vs 1,659 filter over bound __contains__; job-
+    output 465 vs 725 vs 920). The code is made of repr()s of the guards only.
+
+    On a short text, a guard that has a finder must also be found by it (one search).
+    On a long one, the finder is left to the rule (which counts the guard's occurrences
+    before any search: a finder tried at each of thousands costs ~50 ns each), and each
+    character of the guard is looked for before it: finding a short guard in a run of
+    its own letters ("aaaa..." for "pass", "api") takes a step per character instead of
+    a skip of its length, and a character that is absent is found so in one memchr."""
+    behind: dict[str, list[tuple[str, str]]] = {}
+    for key, gate, guard, where in tests:
+        test = f"{guard!r} in {where}"
+        if long:
+            letters = [f"{c!r} in {where}" for c in dict.fromkeys(guard)]
+            test = " and ".join([*letters, test]) if len(letters) > 1 else test
+        elif key in finders:
+            find = f"find{finders.index(key)}"
+            test = f"{test} and {find}({where}) is not None"
+        behind.setdefault(gate, []).append((key, test))
+    name = "present_long" if long else "present"
+    source = [f"def {name}(text, lowered):", "    found = ()"]
+    for gate, found in behind.items():
+        indent = "        " if gate else "    "
+        if gate:
+            source.append(f"    if {gate}:")
+        source += [f"{indent}if {test}:\n{indent}    found += ({key!r},)" for key, test in found]
+    source.append("    return found")
+    return "\n".join(source)
+
+
+def _test(guard: str, gate: str, *, in_text: bool) -> tuple[str, str, str]:
+    """The test of `gate`, `guard` and where both are looked for."""
     where = "text" if in_text else "lowered"
-    return (f"{gate!r} in {where}" if gate else "", f"{guard!r} in {where}")
+    return (f"{gate!r} in {where}" if gate else "", guard, where)
 
 
-def _key_test(key: str, rules: list[Rule]) -> tuple[str, str]:
+def _key_test(key: str, rules: list[Rule]) -> tuple[str, str, str]:
     """The tests for the rules that share a guard (lower-cased `key`): in the text
     itself when they all match case, behind their gate when they all have one."""
     guards = {rule.guard for rule in rules}
@@ -510,7 +589,7 @@ class Redactor:
     # A long message is mostly a traceback, and a service logs the same traceback again
     # and again (nova-api.log: 8,747 of them, 16 different): each is redacted once.
     # Hashing one costs a tenth of looking for the guards in it.
-    LONG = 512
+    LONG = LONG_TEXT
     REPEATED_SIZE = 256
 
     def __init__(self, rules: RuleSet = DEFAULT_RULES) -> None:
