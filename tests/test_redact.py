@@ -18,6 +18,8 @@ from worker.config import load_config, parse_config
 from worker.errors import ConfigError
 from worker.events import Event
 from worker.redact import (
+    CANDIDATE_SPACING,
+    CANDIDATES,
     MASK,
     RedactConfig,
     Redactor,
@@ -686,3 +688,40 @@ def test_the_worker_configuration_carries_the_rules() -> None:
     config = parse_config({"redact": {"extra": [{"name": "c", "guard": "c_", "pattern": "c_x"}]}})
     assert [rule.name for rule in config.redact.extra] == ["c"]
     assert parse_config({}).redact == RedactConfig()
+
+
+# --- lines dense with would-be secrets ---------------------------------------------------
+
+
+def test_a_line_dense_with_keywords_is_masked_from_the_first_on() -> None:
+    prefix = "2014-03-17 16:16:01.960 | "
+    text = prefix + "password=hunter2 " * 3000 + "\n2014-03-17 16:16:01.961 | next line"
+    assert redact_text(text) == f"{prefix}{MASK}\n2014-03-17 16:16:01.961 | next line"
+
+
+def test_past_the_budget_of_places_the_rest_of_the_line_is_masked() -> None:
+    filler = "y" * 500
+    line = f"{filler} password=hunter2 " * 200
+    tried = CANDIDATES + len(line) // CANDIDATE_SPACING  # the budget: 165 here
+    assert tried < 200
+    expected = f"{filler} password={MASK} " * tried + f"{filler} {MASK}"
+    assert redact_text(line) == expected
+
+
+def test_a_line_dense_with_key_markers_keeps_the_block_open() -> None:
+    dense = BLOCK[0] * 3000
+    events = [
+        Event(n, "2013-09-27T18:30:41.142Z", text)
+        for n, text in enumerate([dense, KEY_BODY[0], BLOCK[-1], "after"], 1)
+    ]
+    out = [event.message for event in Redactor().events(events)]
+    assert out == [f"-----BEGIN RSA {MASK}", MASK, BLOCK[-1], "after"]
+
+
+def test_a_configured_rule_past_the_budget_masks_the_rest_of_the_text() -> None:
+    rules = parse_redact_config(
+        {"extra": [{"name": "pin", "guard": "PIN ", "pattern": r"PIN (?P<secret>\d{4})"}]}
+    ).rules
+    text = "PIN 1234 " * 100 + "\nend"
+    tried = CANDIDATES + len(text) // CANDIDATE_SPACING
+    assert redact_text(text, rules) == f"PIN {MASK} " * tried + MASK

@@ -203,7 +203,7 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     # devstack's iniset as sed: s|^\(admin_password[ \t]*=[ \t]*\).*$|\1secret|
     Rule(
         "sed_iniset",
-        "\\1",
+        "$|\\1",
         re.compile(
             rf"s\|\^\\\([\w.-]*+{_SECRET_KEY_END}\[ \\t\]\*=\[ \\t\]\*\\\)\.\*\$\|\\1"
             r"(?P<secret>[^|\n]++)(?=\|)",
@@ -250,6 +250,7 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         "github_token",
         "gh",
         r"(?:gh[pousr]|github_pat)_(?P<secret>[A-Za-z0-9_]{20,})",
+        gate="_",
         finder="gh[pousr]_|github_pat_",
     ),
 )
