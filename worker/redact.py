@@ -13,6 +13,13 @@ A rule's pattern may name a group `secret`: only that part of a match is replace
 the rest (the option, the key, the quotes) stays as it was; without one, the whole
 match is replaced.
 
+Every rule costs time linear in the text, within a small factor of the common line's:
+a text may have only so many places where rules are tried one by one (64 and one per
+KiB); past that budget, or when a rule's first literal is denser than one per 32
+characters, the text is masked from that rule's next possible match to the end of the
+line of its last. Such a line is made of would-be secrets (no corpus line comes near);
+masking more of it is the safe side.
+
 Private-key blocks span lines, so they are not a table rule: `Redactor` carries
 whether a block is open from one line to the next, across the events of one file.
 """
