@@ -386,6 +386,7 @@ class RuleSet:
             if len(kinds) == 1 and (finder := kinds.pop()) is not None:
                 finders[key] = finder.search
         namespace: dict[str, Any] = {f"find{i}": find for i, find in enumerate(finders.values())}
+        namespace["finds"] = _found
         exec(_present_source(tests, list(finders), long=False), namespace)
         exec(_present_source(tests, list(finders), long=True), namespace)
         self._present: Callable[[str, str], tuple[str, ...]] = namespace["present"]
@@ -459,21 +460,23 @@ def _present_source(
     q-svc 1,210 generated vs 1,540 loop vs 1,659 filter over bound __contains__; job-
     output 465 vs 725 vs 920). The code is made of repr()s of the guards only.
 
-    On a short text, a guard that has a finder must also be found by it (one search).
-    On a long one, the finder is left to the rule (which counts the guard's occurrences
-    before any search: a finder tried at each of thousands costs ~50 ns each), and each
-    character of the guard is looked for before it: finding a short guard in a run of
-    its own letters ("aaaa..." for "pass", "api") takes a step per character instead of
-    a skip of its length, and a character that is absent is found so in one memchr."""
+    A guard that has a finder must also be found by it (one search; on a long text, see
+    `_found`), and on a long text each character of the guard is looked for before it:
+    finding a short guard in a run of its own letters ("aaaa..." for "pass", "api")
+    takes a step per character instead of a skip of its length, and a character that
+    is absent is found so in one memchr."""
     behind: dict[str, list[tuple[str, str]]] = {}
     for key, gate, guard, where in tests:
         test = f"{guard!r} in {where}"
+        if key in finders:
+            find = f"find{finders.index(key)}"
+            if long:
+                test = f"{test} and finds({find}, {where}, {guard!r})"
+            else:
+                test = f"{test} and {find}({where}) is not None"
         if long:
             letters = [f"{c!r} in {where}" for c in dict.fromkeys(guard)]
             test = " and ".join([*letters, test]) if len(letters) > 1 else test
-        elif key in finders:
-            find = f"find{finders.index(key)}"
-            test = f"{test} and {find}({where}) is not None"
         behind.setdefault(gate, []).append((key, test))
     name = "present_long" if long else "present"
     source = [f"def {name}(text, lowered):", "    found = ()"]
@@ -484,6 +487,22 @@ def _present_source(
         source += [f"{indent}if {test}:\n{indent}    found += ({key!r},)" for key, test in found]
     source.append("    return found")
     return "\n".join(source)
+
+
+# A long text is searched by a finder in one go up to this length.
+FINDER_SPAN = 8192
+
+
+def _found(find: Callable[..., object], text: str, guard: str) -> bool:
+    """Whether `find` (a finder's search) finds a place in a long text `text`, where
+    `guard` occurs. Searched at no more occurrences than the rule would try: a finder
+    tried at each of thousands costs ~50 ns each, and past `_places` of them the rule
+    masks the text without searching (so the guard counts as found)."""
+    if find(text, 0, FINDER_SPAN) is not None:
+        return True
+    if len(text) <= FINDER_SPAN:
+        return False
+    return text.count(guard) > _places(text) or find(text) is not None
 
 
 def _test(guard: str, gate: str, *, in_text: bool) -> tuple[str, str, str]:
