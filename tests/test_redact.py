@@ -334,6 +334,11 @@ PLANTED = [
         "Tr0ub4dor3",
         f"GRANT ALL ON *.* TO 'root'@'%' IDENTIFIED BY '{MASK}';",
     ),
+    (
+        "sudo mysqladmin -u root password Mysq1AdmPw",
+        "Mysq1AdmPw",
+        f"sudo mysqladmin -u root password {MASK}",
+    ),
     # Forms devstack prints with no key=value marker (the real lines are tested below).
     (
         "sudo rabbitmqctl change_password guest Rabb1tPw",
@@ -518,6 +523,7 @@ def test_an_unclosed_quote_masks_the_first_word() -> None:
         "rabbitmqctl list_users",
         "add_entry only three words",
         "++ '[' -n change_password_available=true ']'",
+        "mysql keystone -e 'SELECT id, password FROM user'",  # mysqladmin's form only
     ],
 )
 def test_lookalikes_are_kept(line: str) -> None:

@@ -113,7 +113,8 @@ _SECRET_KEY_END = "(?:{})".format(
 
 
 _MYSQL_TOOLS = ("", "admin", "dump", "check", "import", "show", "slap")
-_MYSQL_TOOL = f"(?:{'|'.join(filter(None, _MYSQL_TOOLS))})?"
+# mysql, mysqladmin (named: it alone takes `password NEW`), mysqldump, ...
+_MYSQL_TOOL = f"(?:(?P<admin>admin)|{'|'.join(_MYSQL_TOOLS[2:])})?"
 # After a word: it does not end in a mysql command (one look-behind per width).
 _NOT_AFTER_MYSQL = "".join(rf"(?<!\bmysql{tool})" for tool in _MYSQL_TOOLS)
 
@@ -185,15 +186,18 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         r"(?:(?<=filter:tempauth[ \t])(?=user_)(?P<tempauth>))?+"
         rf"[\w.-]*+(?(tempauth)|{_SECRET_KEY_END})[ \t]++[\"']?" + _VALUE,
     ),
-    # mysql -uroot -psecret (the password is glued to -p), within the same command. A
+    # mysql -uroot -psecret (the password is glued to -p), within the same command (and
+    # mysqladmin ... password NEW). A
     # word that ends in another mysql command is not passed over: that command's own
     # match (tried at its occurrence) reaches the same -p, and no word is read again
     # from each of a run of "mysql mysql ...".
     _rule(
         "mysql_password",
         "mysql",
-        rf"\bmysql{_MYSQL_TOOL}(?:[ \t]++[^{_BLANK}|;&]++{_NOT_AFTER_MYSQL}){{0,8}}?"
-        r"[ \t]++-p[\"']?" + _VALUE,
+        rf"\bmysql{_MYSQL_TOOL}"
+        rf"(?:[ \t]++[^{_BLANK}|;&]++{_NOT_AFTER_MYSQL}){{0,8}}?"
+        # and mysqladmin's own: mysqladmin -u root password NEW
+        r"[ \t]++(?:-p|(?(admin)password[ \t]++|(?!)))[\"']?" + _VALUE,
         gate="q",
     ),
     # rabbitmqctl change_password USER PASSWORD, rabbitmqctl add_user USER PASSWORD
