@@ -186,11 +186,10 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         r"(?:(?<=filter:tempauth[ \t])(?=user_)(?P<tempauth>))?+"
         rf"[\w.-]*+(?(tempauth)|{_SECRET_KEY_END})[ \t]++[\"']?" + _VALUE,
     ),
-    # mysql -uroot -psecret (the password is glued to -p), within the same command (and
-    # mysqladmin ... password NEW). A
-    # word that ends in another mysql command is not passed over: that command's own
-    # match (tried at its occurrence) reaches the same -p, and no word is read again
-    # from each of a run of "mysql mysql ...".
+    # mysql -uroot -psecret (the password is glued to -p), within the same command, and
+    # mysqladmin ... password NEW. A word that ends in another mysql command is not
+    # passed over: that command's own match (tried at its occurrence) reaches the same
+    # -p, and no word is read again from each of a run of "mysql mysql ...".
     _rule(
         "mysql_password",
         "mysql",
