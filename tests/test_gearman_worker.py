@@ -4,6 +4,7 @@ server over the shared corpus, and a real SQLite sink."""
 from __future__ import annotations
 
 import gzip
+import logging
 import threading
 import time
 import uuid
@@ -366,3 +367,27 @@ def test_a_job_hung_up_on_goes_back_to_gearmand_and_the_worker_counts_once(
     finally:
         worker.shutdown()
         client.shutdown()
+
+
+def test_a_server_gone_while_its_connection_is_announced_is_one_warning(
+    gearman: gear.Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """gear activates a connection, then we announce our functions on it; a gearmand
+    killed in between made the announcement raise inside gear's connect thread, which
+    logged a traceback (seen in a CI run). Now the connection is lost like any other."""
+    worker = _GearWorker("announce-test", lambda change: None)
+    worker.functions[FUNCTION_NAME.encode()] = gear.FunctionRecord(FUNCTION_NAME.encode())
+    conn = gear.Connection("127.0.0.1", gearman.port)
+    conn.connect()
+    worker.active_connections.append(conn)
+    conn.conn.close()  # the server's end is gone: sending fails with OSError
+    try:
+        with caplog.at_level(logging.WARNING, logger="worker.gearman_worker"):
+            worker._onActiveConnection(conn)
+        # (gear may have connected it again meanwhile: the server is up.)
+        assert caplog.records[0].getMessage() == (
+            f"lost the connection to Gearman server 127.0.0.1:{gearman.port}; retrying every 2 s"
+        )
+        assert not any(record.exc_info for record in caplog.records)
+    finally:
+        worker.shutdown()

@@ -63,12 +63,18 @@ class _GearWorker(gear.Worker):
         # the connection is in the list; only those: gearmand counts a function
         # announced twice as two workers.
         announced = self._announced.pop(conn, frozenset())
-        with self.broadcast_lock:
-            for name, function in list(self.functions.items()):
-                if name not in announced:
-                    conn.sendPacket(
-                        gear.Packet(gear.constants.REQ, gear.constants.CAN_DO, function.name)
-                    )
+        try:
+            with self.broadcast_lock:
+                for name, function in list(self.functions.items()):
+                    if name not in announced:
+                        conn.sendPacket(
+                            gear.Packet(gear.constants.REQ, gear.constants.CAN_DO, function.name)
+                        )
+        except OSError:
+            # The server went away since gear connected: lost like any other
+            # connection (one warning, retried every 2 s), not a traceback from gear.
+            self._lostConnection(conn)
+            return
         super()._onActiveConnection(conn)
         address = f"{conn.host}:{conn.port}"
         lost = self._lost.pop(address, None)
