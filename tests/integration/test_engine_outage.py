@@ -17,7 +17,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +69,6 @@ def build() -> Build:
         prefix,
         {"index_prefix": prefix, "build_index": build_index_for(prefix)},
     )
-
-
-def small_outage_budget() -> dict[str, Any]:
-    """Sink settings under which the sink gives the engine up within seconds."""
-    if "outage_seconds" in {f.name for f in fields(SinkConfig)}:
-        return {"outage_seconds": 3}
-    return {"max_retries": 1, "backoff": 0.5}  # before the outage budget existed
 
 
 def config_for(
@@ -264,7 +257,7 @@ def test_engine_stopped_mid_load_and_back_within_the_budget(
 def test_engine_down_past_the_budget_hands_the_job_back_until_it_returns(
     tmp_path: Path, gearmand: Gearmand, logs: LogServer, engine: PrivateEngine, build: Build
 ) -> None:
-    budget = small_outage_budget()
+    budget = {"outage_seconds": 3}  # the sink gives the engine up within seconds
     with stopped_mid_load(tmp_path, gearmand, logs, engine, build, **budget) as load:
         handed_back = load.worker.wait_for(
             lambda r: "handed back unanswered" in r["message"], timeout=WAIT
