@@ -26,7 +26,7 @@ class LocalCluster:
         # gear's server fails the job of a worker that hangs up instead of queuing it
         # again: a job whose engine is away is answered, naming the engine.
         self.workers = [
-            LogWorker(self.config, self.sink, name=f"local-worker-{i}", requeue=False)
+            LogWorker(self.config, self.sink, name=f"local-worker-{i}", hold=False)
             for i in range(workers)
         ]
         self.threads = [

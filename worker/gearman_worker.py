@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import random
-import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 import gear
 
@@ -40,7 +39,6 @@ class _GearWorker(gear.Worker):
     def __init__(self, name: str, on_change: Callable[[float], None]) -> None:
         self.on_change = on_change
         self.closing = False
-        self._hung_up: set[gear.Connection] = set()  # closed from this side, on purpose
         # Functions gear announced when each connection was made (see _onActiveConnection).
         self._announced: dict[gear.Connection, frozenset[bytes]] = {}
         self._reported = 0
@@ -90,31 +88,11 @@ class _GearWorker(gear.Worker):
             )
         self.report()
 
-    def hang_up(self, conn: gear.Connection) -> None:
-        """Close `conn` from this side: gearmand then queues the job this worker holds
-        on it again. gear sees the end of the stream as it sees any lost connection,
-        and connects again at once (the worker asks for no job meanwhile)."""
-        sock = conn.conn
-        if sock is None:
-            return  # already lost: gearmand has the job back
-        self._hung_up.add(conn)
-        # The plain socket's shutdown even for TLS, as in worker.fetch: gear's poll
-        # thread reads the end of the stream and does the rest.
-        with suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
     def _lostConnection(self, conn: gear.Connection) -> None:
         was_up = conn in self.active_connections
         super()._lostConnection(conn)
         address = f"{conn.host}:{conn.port}"
-        if conn in self._hung_up:
-            self._hung_up.discard(conn)
-            log.info(
-                "closed the connection to Gearman server %s to hand a job back; connecting again",
-                address,
-                extra={"gearman": address},
-            )
-        elif was_up and not self.closing:
+        if was_up and not self.closing:
             self._lost.setdefault(address, time.monotonic())
             log.warning(
                 "lost the connection to Gearman server %s; retrying every 2 s",
@@ -142,10 +120,13 @@ class LogWorker:
     """Pulls push-log jobs from Gearman servers until `stop()` is called.
 
     When the sink's engine stays away longer than the sink waits for it (EngineOutage),
-    the job is handed back unanswered and this worker takes no other until the sink
-    answers again. `requeue=False` is for gear's own server (the all-in-one mode),
-    which fails a job its worker left instead of queuing it again: there the job is
-    answered WORK_FAIL, naming the engine.
+    the worker keeps the job, unanswered, until the sink answers again, then runs it
+    again; a worker asked to stop meanwhile hands it back. Held rather than handed back
+    at once: gearmand counts every hand-back against its --job-retries and drops the job
+    after that many, and a handed-back job would only go to the next worker to wait out
+    the same outage. `hold=False` is for the all-in-one mode (`log-shipper index`),
+    whose caller waits for the answer: there the job is answered WORK_FAIL, naming the
+    engine.
     """
 
     def __init__(
@@ -155,12 +136,10 @@ class LogWorker:
         name: str = "log-worker",
         metrics: JobMetrics | None = None,
         *,
-        requeue: bool = True,
+        hold: bool = True,
     ) -> None:
         self.config = config
-        self.requeue = requeue
-        # Why the sink was last found away (EngineOutage), until it answers again.
-        self._sink_away: str | None = None
+        self.hold = hold
         self.metrics = metrics or default_metrics()
         self.sink: Sink = InstrumentedSink(sink, self.metrics)
         self.gearman = _GearWorker(name, self.metrics.gearman_connections.inc)
@@ -186,9 +165,6 @@ class LogWorker:
             return
         self.gearman.registerFunction(FUNCTION_NAME)
         while not self._stopping.is_set():
-            if self._sink_away is not None:
-                self._wait_for_sink()
-                continue
             try:
                 job = self.gearman.getJob()
             except gear.InterruptedError:
@@ -226,22 +202,24 @@ class LogWorker:
             url,
             extra={"handle": handle, "source_url": url},
         )
-        try:
-            summary, error, failure = self._run(job, handle)
-            self._track(job, summary, error)
-        except Interrupted as exc:
-            self._hand_back(gearman_job, job, exc)
-            return None
-        except EngineOutage as exc:
-            # The file has not failed: its engine is away. No outcome is recorded (the
-            # engine could not store it, and "ok" would be wrong for a file whose
-            # documents are not all there); the job's next run records it.
-            if self.requeue:
+        while True:
+            try:
+                summary, error, failure = self._run(job, handle)
+                self._track(job, summary, error)
+                break
+            except Interrupted as exc:
                 self._hand_back(gearman_job, job, exc)
-                self._sink_away = str(exc)
-                self.gearman.hang_up(gearman_job.connection)
                 return None
-            summary, error, failure = None, f"the engine is unavailable: {exc}", exc
+            except EngineOutage as exc:
+                # The file has not failed: its engine is away. No outcome is recorded
+                # (the engine could not store it, and "ok" would be wrong for a file
+                # whose documents are not all there); the job's next run records it.
+                if not self.hold:
+                    summary, error, failure = None, f"the engine is unavailable: {exc}", exc
+                    break
+                if not self._wait_for_sink(handle, str(exc)):
+                    self._hand_back(gearman_job, job, exc)  # the worker is stopping
+                    return None
         # Recorded before answering, so that whoever waits for the answer finds it counted.
         self.metrics.job_finished(job, summary, failure, time.monotonic() - started)
         if error is not None or summary is None:
@@ -289,28 +267,30 @@ class LogWorker:
             log.error("job %s crashed:\n%s", handle, mask_url(traceback.format_exc()))
             return None, f"internal error: {type(exc).__name__}: {exc}", exc
 
-    def _wait_for_sink(self) -> None:
-        """Take no job until the sink answers again (or the worker stops): a job taken
-        meanwhile would only wait out the engine's outage budget and go back again."""
+    def _wait_for_sink(self, handle: str, reason: str) -> bool:
+        """Hold job `handle` until the sink answers again: True then, False if the
+        worker is asked to stop first."""
         away = time.monotonic()
         delay = SINK_CHECK_FIRST
         log.warning(
-            "taking no job until the sink answers again: %s",
-            mask_url(self._sink_away or ""),
-            extra={"error": mask_url(self._sink_away or "")},
+            "job %s held until the sink answers again: %s",
+            handle,
+            mask_url(reason),
+            extra={"handle": handle, "error": mask_url(reason)},
         )
         while not self._stopping.is_set():
             if self._sink_answers():
                 down = time.monotonic() - away
                 log.warning(
-                    "the sink answers again after %.1f s; taking jobs",
+                    "the sink answers again after %.1f s; job %s runs again",
                     down,
-                    extra={"down_seconds": round(down, 3)},
+                    handle,
+                    extra={"handle": handle, "down_seconds": round(down, 3)},
                 )
-                self._sink_away = None
-                return
+                return True
             self._stopping.wait(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, SINK_CHECK_MAX)
+        return False
 
     def _sink_answers(self) -> bool:
         """Whether the sink answers a cheap read (health's probe). Asked from a thread
