@@ -10,9 +10,8 @@ A date that no calendar has (2013-13-45, 25:61:99, Feb 30) is not a timestamp: `
 returns None and the format keeps the line's text as it is, so no document is dated
 (and indexed) by a day that does not exist.
 
-`utc` runs once per line of every log, so the common case (no offset, a date seen on
-the lines before) costs a set lookup, three string comparisons and one f-string.
-Checking the time here is cheaper than a pattern that only matches valid times.
+`utc` runs once per line of every log, so the common case (no offset, a date and a
+second seen on the lines before) costs two set lookups and one f-string.
 """
 
 from __future__ import annotations
@@ -49,8 +48,7 @@ def utc(date: str, time: str, fraction: str | None, offset: str | None = None) -
     "+HH", "+HHMM" or "+HH:MM"."""
     if date not in _REAL_DATES and not _real(date):
         return None
-    # "24:00:00" >= "24"; minutes and seconds are two digits, so the first one decides.
-    if time >= "24" or time[3] > "5" or time[6] > "5":
+    if time not in _REAL_TIMES and not _real_time(time):
         return None
     if offset is None or offset in _UTC_OFFSETS:
         if fraction is None:
@@ -81,6 +79,21 @@ def _real(date: str) -> bool:
     if len(_REAL_DATES) >= _MAX_DATES:
         _REAL_DATES.clear()
     _REAL_DATES.add(date)
+    return True
+
+
+# The real times of day seen, likewise ("HH:MM:SS": at most 86,400, bounded anyway).
+_REAL_TIMES: set[str] = set()
+_MAX_TIMES = 16384
+
+
+def _real_time(time: str) -> bool:
+    # "24:00:00" >= "24"; minutes and seconds are two digits, so the first one decides.
+    if time >= "24" or time[3] > "5" or time[6] > "5":
+        return False
+    if len(_REAL_TIMES) >= _MAX_TIMES:
+        _REAL_TIMES.clear()
+    _REAL_TIMES.add(time)
     return True
 
 
