@@ -10,8 +10,9 @@ A date that no calendar has (2013-13-45, 25:61:99, Feb 30) is not a timestamp: `
 returns None and the format keeps the line's text as it is, so no document is dated
 (and indexed) by a day that does not exist.
 
-`utc` runs once per line of every log, so the common case (no offset, a date and a
-second seen on the lines before) costs two set lookups and one f-string.
+`utc` runs once per line of every log, so the common case (no offset, the date and
+second of the line before, else ones seen before) costs two string comparisons (else
+set lookups) and one f-string.
 """
 
 from __future__ import annotations
@@ -46,10 +47,17 @@ def utc(date: str, time: str, fraction: str | None, offset: str | None = None) -
     or None when the date or time is impossible. `date` is "YYYY-MM-DD", `time`
     "HH:MM:SS" (ASCII digits, as the fragments above capture them), `offset` "Z",
     "+HH", "+HHMM" or "+HH:MM"."""
-    if date not in _REAL_DATES and not _real(date):
-        return None
-    if time not in _REAL_TIMES and not _real_time(time):
-        return None
+    global _last_date, _last_time
+    # Compared with the last line's first: equal strings compare without hashing, and
+    # lines come many to a date and often several to a second.
+    if date != _last_date:
+        if date not in _REAL_DATES and not _real(date):
+            return None
+        _last_date = date
+    if time != _last_time:
+        if time not in _REAL_TIMES and not _real_time(time):
+            return None
+        _last_time = time
     if offset is None or offset in _UTC_OFFSETS:
         if fraction is None:
             return f"{date}T{time}Z"
@@ -64,6 +72,11 @@ def utc(date: str, time: str, fraction: str | None, offset: str | None = None) -
     rest = time[5:] if fraction is None else f"{time[5:]}.{fraction}"
     return f"{day}T{minutes // 60:02d}:{minutes % 60:02d}{rest}Z"
 
+
+# The last real date and time of day utc was given (only real ones are kept here, so a
+# thread reading an older value still reads a real one).
+_last_date = ""
+_last_time = ""
 
 # The real dates seen: a set, not lru_cache, as this is looked up for every line (a
 # log spans few dates). Bounded, as lines choose what is put in it.
