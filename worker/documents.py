@@ -34,8 +34,8 @@ class FileFields:
 
     fields: dict[str, Any]
     names: frozenset[str]
-    # `fields` in JSON as the end of an object whose own members come first:
-    # b',"a":1,"b":"x"}', or b"}" when there are none.
+    # `fields` in JSON as the end of an NDJSON line whose object's own members come
+    # first: b',"a":1,"b":"x"}\n', or b"}\n" when there are none.
     json_rest: bytes
     # The indexing run that writes these documents (see FileRun); 0 for documents built
     # outside one, which sinks write unversioned.
@@ -45,7 +45,7 @@ class FileFields:
     def of(cls, fields: dict[str, Any], generation: int = 0) -> FileFields:
         fields = {name: value for name, value in fields.items() if name not in LINE_FIELDS}
         members = orjson.dumps(fields)[1:-1]
-        rest = b"," + members + b"}" if members else b"}"
+        rest = b"," + members + b"}\n" if members else b"}\n"
         return cls(fields, frozenset(fields), rest, generation)
 
 
@@ -147,6 +147,8 @@ def build_documents(
     bare = FileFields.of({}, generation)
     names = shared.names
     indices: dict[str, str] = {}
+    last_day = ""
+    index = ""
     for event in events:
         timestamp = event.timestamp
         line_number = event.line_number
@@ -167,7 +169,12 @@ def build_documents(
             own["line_count"] = event.line_count
         if event.truncated:
             own["truncated"] = True
-        index = indices.get(timestamp[:10])
-        if index is None:
-            index = indices[timestamp[:10]] = index_name(index_prefix, timestamp)
+        # Lines come many to a day: the last day's index is compared first, without
+        # hashing.
+        day = timestamp[:10]
+        if day != last_day:
+            if day not in indices:
+                indices[day] = index_name(index_prefix, timestamp)
+            index = indices[day]
+            last_day = day
         yield Document(index, f"{key}-{line_number}", own, file)

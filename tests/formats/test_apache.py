@@ -164,6 +164,20 @@ def test_access_line_request_with_escaped_quotes() -> None:
     }
 
 
+def test_request_ends_at_the_quote_before_the_first_quoted_field() -> None:
+    # httpd writes a quote inside the request as \", so an escaped quote followed by
+    # " 200" is request text: the status is the field after the request's own quote.
+    escaped = parse('10.0.0.1 - - [11/Oct/2017:14:32:52 +0000] "GET /?q=\\" 200 HTTP/1.1" 404 5')
+    assert (escaped.fields["request"], escaped.fields["response"]) == ('/?q=\\"', "404")
+    # A 3-digit field after the quoted ones (a %D of 532 microseconds) is no status.
+    timed = parse('10.0.0.1 - - [11/Oct/2017:14:32:52 +0000] "GET /v3 HTTP/1.1" 200 5 "-" "c" 532')
+    assert (timed.fields["request"], timed.fields["response"]) == ("/v3", "200")
+    # A space-quote inside the request is not what httpd writes (it writes \"): the line
+    # is no access line, and keeps its text.
+    text = '10.0.0.1 - - [11/Oct/2017:14:32:52 +0000] "GET /a "b" HTTP/1.1" 200 5'
+    assert (parse(text).timestamp, parse(text).fields) == (None, {})
+
+
 ACCESS_HEAD = '10.0.0.1 - - [11/Oct/2017:14:32:52 +0000] "GET /'
 ERROR_HEAD = "[Wed Oct 11 14:32:52 2017] "
 
@@ -172,6 +186,9 @@ def test_adversarial_lines_parse_as_written() -> None:
     # The 64 KiB lines of tools/bench adversarial: what they parse to, not how fast.
     unterminated = ACCESS_HEAD + "a" * 65536
     assert (parse(unterminated).timestamp, parse(unterminated).fields) == (None, {})
+    for unit in ('"', '" 20'):
+        dense = ACCESS_HEAD + unit * (65536 // len(unit))
+        assert (parse(dense).timestamp, parse(dense).fields) == (None, {})
     quoted = ACCESS_HEAD + '\\"' * 20000 + ' HTTP/1.1" 200 1'
     record = parse(quoted)
     assert record.timestamp == "2017-10-11T14:32:52Z"

@@ -14,6 +14,7 @@ import pytest
 
 from tests.engines import build_index_for, index_prefix
 from tests.paths import CORPUS
+from tests.sinks.test_sqlite import CONTEXT_HITS, context_documents
 from tests.sinks.test_sqlite_query import search_cli
 from worker.config import SinkConfig
 from worker.documents import Document, build_documents
@@ -93,6 +94,14 @@ def test_write_twice_keeps_count_and_refusals_are_counted(engine: tuple[EngineSi
     result_hits = sink.search('loglevel:INFO AND tags:"screen-q-svc.txt"', size=5)
     assert result_hits.total == sum(1 for e in events if e.fields["loglevel"] == "INFO")
     assert all(hit["_index"] == f"{sink.config.index_prefix}2013.09.27" for hit in result_hits.hits)
+
+
+def test_request_context_fields_are_keywords(engine: tuple[EngineSink, str]) -> None:
+    sink, _ = engine
+    sink.prepare()
+    assert sink.write(context_documents(sink.config.index_prefix)).indexed == 6
+    sink.refresh()
+    assert [(query, sink.count(query)) for query, _ in CONTEXT_HITS] == CONTEXT_HITS
 
 
 @pytest.mark.parametrize("senders", [1, 4])

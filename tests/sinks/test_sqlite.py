@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.paths import CORPUS
-from worker.config import SinkConfig
+from tests.paths import CORPUS, DATA
+from worker.config import SinkConfig, WorkerConfig
+from worker.decode import DecodeStats
 from worker.documents import Document, build_documents
 from worker.errors import ConfigError, SinkError
-from worker.events import Event
+from worker.events import Event, EventStats
 from worker.job import Job
+from worker.pipeline import parse_documents
 from worker.sinks.base import Sink
 from worker.sinks.sqlite import SqliteSink
 
@@ -108,6 +110,40 @@ def screen_documents() -> tuple[Document, ...]:
 
 def corpus_documents() -> list[Document]:
     return [*console_documents(), *screen_documents()]
+
+
+# Six oslo.log lines whose request context the oslo parser reads (the one test file
+# here that goes through the parsers: the fields come from them).
+CONTEXT_LOG = DATA / "oslo-context.txt"
+CONTEXT_JOB = Job(
+    source_url="https://logs.example.org/3f/3f2a8c1/logs/screen-n-cpu.txt",
+    fields={"build_uuid": "3f2a8c1e5b7d4e2f9a617c0d2e4b9f10", "filename": "logs/screen-n-cpu.txt"},
+    tags=("oslofmt",),
+)
+# (query, documents of CONTEXT_LOG it finds), counted by hand in the file: the instance
+# on lines 1, 2 and 5 (line 6 has it in its text only), the global request on 2 and 3.
+CONTEXT_HITS = [
+    ('instance:"3f2a8c1e-5b7d-4e2f-9a61-7c0d2e4b9f10"', 3),
+    ('instance:"7e9b0d2c-1a3f-4c5e-8d7b-6f1e2a3b4c5d"', 1),
+    ('global_request_id:"req-6b1e2f3a-7c8d-4c5d-8e7f-0a1b2c3d4e02"', 2),
+    ('request_id:"req-9d5c0a7e-1f2b-4a2b-9c3d-5e6f7a8b9c01"', 2),
+    ('request_id:"req-0c4d5e6f-a7b8-4f60-a1b2-c3d4e5f6a703"', 3),
+    ('instance:"3f2a8c1e"', 0),  # a keyword: the whole value or nothing
+]
+
+
+def context_documents(index_prefix: str) -> list[Document]:
+    """CONTEXT_LOG through the pipeline's parse stages, as run_job makes them."""
+    config = WorkerConfig(sink=SinkConfig(index_prefix=index_prefix))
+    _, documents = parse_documents(
+        [CONTEXT_LOG.read_bytes()],
+        CONTEXT_JOB,
+        config,
+        last_modified=None,
+        decode_stats=DecodeStats(),
+        event_stats=EventStats(),
+    )
+    return list(documents)
 
 
 def fts_state(path: Path) -> tuple[int, int]:
@@ -355,8 +391,35 @@ def test_a_database_of_schema_2_gets_the_generation_column(db_path: Path) -> Non
     with sqlite3.connect(db_path) as connection:
         columns = {row[1] for row in connection.execute("PRAGMA table_info(documents)")}
         assert "generation" in columns
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 4
     connection.close()
+
+
+def test_request_context_fields_are_keyword_columns(sink: SqliteSink) -> None:
+    assert sink.write(context_documents("logstash-")).indexed == 6
+    assert [(query, sink.count(query)) for query, _ in CONTEXT_HITS] == CONTEXT_HITS
+
+
+def test_a_database_of_schema_3_gets_the_request_context_columns_filled(db_path: Path) -> None:
+    older = SqliteSink(str(db_path), SinkConfig())
+    older.write(context_documents("logstash-"))
+    older.close()
+    # As a worker of schema 3 left it: the fields in the stored source only.
+    with sqlite3.connect(db_path) as connection:
+        connection.execute("ALTER TABLE documents DROP COLUMN instance")
+        connection.execute("ALTER TABLE documents DROP COLUMN global_request_id")
+        connection.execute("PRAGMA user_version = 3")
+    connection.close()
+    sink = SqliteSink(str(db_path), SinkConfig())
+    sink.prepare()
+    assert [(query, sink.count(query)) for query, _ in CONTEXT_HITS] == CONTEXT_HITS
+    sink.close()
+    with sqlite3.connect(db_path) as connection:
+        filled = connection.execute(
+            "SELECT count(*) FROM documents WHERE instance IS NOT NULL"
+        ).fetchone()[0]
+    connection.close()
+    assert filled == 4  # lines 1, 2, 3 and 5
 
 
 def test_an_older_runs_version_of_a_document_is_not_written(sink: SqliteSink) -> None:

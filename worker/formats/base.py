@@ -73,6 +73,10 @@ class ParseContext:
     # opened a traceback written with oslo.log's logging_exception_prefix, which every
     # line of that traceback repeats: see oslo.continues_traceback.
     exception_head: str | None = None
+    # What a year-less timestamp reads as in this file, by the line's text up to its
+    # second ("Jun  9 15:48:42" -> "2015-06-09T15:48:42", or None for no real date):
+    # the year comes from reference_time, so the memo is the file's (see syslog).
+    seconds: dict[str, str | None] = field(default_factory=dict)
 
 
 class Format(Protocol):

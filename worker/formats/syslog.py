@@ -54,7 +54,7 @@ def parse_line(line: Line, context: ParseContext) -> Record:
         match = _TIMESTAMP.match(text)
         if match is None:
             return Record(line, None, text)
-        timestamp = _timestamp(context, *match.groups())
+        timestamp = _timestamp(context, match, *match.groups())
         if timestamp is None:
             return Record(line, None, text)
         return Record(line, timestamp, text[match.end() :])
@@ -62,7 +62,7 @@ def parse_line(line: Line, context: ParseContext) -> Record:
         match.groups()
     )
     timestamp = _timestamp(
-        context, month, day, time, fraction, date, iso_time, iso_fraction, offset
+        context, match, month, day, time, fraction, date, iso_time, iso_fraction, offset
     )
     if timestamp is None:
         return Record(line, None, text)
@@ -95,6 +95,7 @@ def parse_line(line: Line, context: ParseContext) -> Record:
 
 def _timestamp(
     context: ParseContext,
+    match: re.Match[str],
     month: str | None,
     day: str,
     time: str,
@@ -104,15 +105,38 @@ def _timestamp(
     iso_fraction: str | None,
     offset: str | None,
 ) -> str | None:
-    """The timestamp of _HEAD's groups: traditional (year-less) or RFC 3339 (the
-    groups of the form a line does not have are None)."""
+    """The timestamp of _HEAD's groups in `match`: traditional (year-less) or RFC 3339
+    (the groups of the form a line does not have are None)."""
     if month is None:
         return utc(date, iso_time, iso_fraction, offset)
-    dates = _dates(month, day, context.reference_time)
+    # Lines come many to a second: what their second reads as is worked out once.
+    seconds = context.seconds
+    head = match.string[: match.end(3)]
+    if head in seconds:
+        second = seconds[head]
+    else:
+        if len(seconds) >= _MAX_SECONDS:
+            seconds.clear()
+        second = seconds[head] = _second(month, day, time, context.reference_time)
+    if second is None:
+        return None
+    return f"{second}Z" if fraction is None else f"{second}.{fraction}Z"
+
+
+# Bounds ParseContext.seconds: lines choose what is put in it.
+_MAX_SECONDS = 4096
+
+
+def _second(month: str, day: str, time: str, reference: datetime) -> str | None:
+    """ "YYYY-MM-DDTHH:MM:SS" of a year-less line's month, day and time, or None."""
+    dates = _dates(month, day, reference)
     if dates is None:
         return None
     on_or_before, after, limit = dates
-    return utc(on_or_before if time <= limit else after, time, fraction)
+    # utc refuses an impossible date or time; with no offset and no fraction, it
+    # answers the second itself and "Z".
+    stamp = utc(on_or_before if time <= limit else after, time, None)
+    return None if stamp is None else stamp[:-1]
 
 
 @lru_cache(maxsize=256)

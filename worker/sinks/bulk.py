@@ -51,7 +51,7 @@ def serialize(document: Document) -> tuple[bytes, bytes]:
     if not document.fields:
         return action, orjson.dumps(document.file.fields, option=orjson.OPT_APPEND_NEWLINE)
     # The file's fields were serialised once, when the job started.
-    return action, orjson.dumps(document.fields)[:-1] + document.file.json_rest + b"\n"
+    return action, orjson.dumps(document.fields)[:-1] + document.file.json_rest
 
 
 def chunk_documents(

@@ -23,10 +23,16 @@ from worker.sinks.base import SearchResult, WriteResult, check_complete
 from worker.sinks.query_depth import MAX_QUERY_DEPTH
 from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS, translate
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Columns added since the first schema, with their type: prepare() adds them to a
-# database made by an older worker.
-_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("generation", "INTEGER"),)
+# database made by an older worker, a keyword column (TEXT) filled from the documents'
+# stored source, so a query on the field finds what the older worker wrote too. Adding
+# one makes a new schema version: an older worker would write rows without it.
+_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("generation", "INTEGER"),  # version 3
+    ("global_request_id", "TEXT"),  # version 4
+    ("instance", "TEXT"),  # version 4
+)
 
 # Columns filled from a document, in insert order.
 _COLUMNS: tuple[str, ...] = (
@@ -116,6 +122,20 @@ def _keyword(value: Any) -> str | None:
     if isinstance(value, int | float):
         return str(value)
     return None  # absent, or a list/object: only in `source`
+
+
+def _fill_keyword(name: str) -> str:
+    """The UPDATE that fills keyword column `name` from the stored source, with the
+    text _keyword gives each kind of JSON value (lists and objects stay NULL)."""
+    path = f"'$.{name}'"
+    return (
+        f"UPDATE documents SET {name} = CASE json_type(source, {path})"
+        f" WHEN 'text' THEN json_extract(source, {path})"
+        f" WHEN 'integer' THEN CAST(json_extract(source, {path}) AS TEXT)"
+        f" WHEN 'real' THEN CAST(json_extract(source, {path}) AS TEXT)"
+        " WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END"
+        f" WHERE json_type(source, {path}) IS NOT NULL"
+    )
 
 
 def _integer(value: Any) -> int | None:
@@ -268,6 +288,8 @@ class SqliteSink:
                 for name, kind in _ADDED_COLUMNS:
                     if name not in present:
                         connection.execute(f"ALTER TABLE documents ADD COLUMN {name} {kind}")
+                        if kind == "TEXT":
+                            connection.execute(_fill_keyword(name))
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise SinkError(f"{self.path}: cannot create schema: {exc}") from None

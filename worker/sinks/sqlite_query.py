@@ -58,6 +58,8 @@ KEYWORD_COLUMNS: tuple[str, ...] = (
     "module",
     "pid",
     "request_id",
+    "global_request_id",
+    "instance",
     "build_uuid",
     "build_short_uuid",
     "build_name",
