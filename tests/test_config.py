@@ -146,7 +146,11 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
         ({"fetch": {"ratio_after_bytes": -1}}, "fetch.ratio_after_bytes", "non-negative number"),
         ({"fetch": {"ratio_after_bytes": 1.5}}, "fetch.ratio_after_bytes", "whole number"),
         ({"fetch": {"max_line_bytes": 1.5}}, "fetch.max_line_bytes", "whole number"),
-        ({"sink": {"max_retries": -1}}, "sink.max_retries", "non-negative number"),
+        ({"sink": {"outage_seconds": 0}}, "sink.outage_seconds", "positive number"),
+        ({"sink": {"outage_seconds": "10m"}}, "sink.outage_seconds", "positive number"),
+        ({"sink": {"backoff": 0}}, "sink.backoff", "positive number"),
+        ({"sink": {"max_backoff": -1}}, "sink.max_backoff", "positive number"),
+        ({"sink": {"max_retries": 5}}, "sink.max_retries", "no longer used"),
         ({"gearman": ["h:0"]}, "gearman", "is not HOST:PORT"),
         ({"gearman": ["h:65536"]}, "gearman", "is not HOST:PORT"),
         ({"sink": {"url": "elasticsearch://h:9200"}}, "sink.url", "missing +http or +https"),
@@ -197,6 +201,7 @@ def write(tmp_path: Path, text: str) -> Path:
         ("sink:\n  verify_certs: maybe\n", "sink.verify_certs"),
         ("gearman: localhost\n", "gearman"),
         ("fetch:\n  allow: 7\n", "fetch.allow"),
+        ("sink:\n  outage_seconds: 0\n", "sink.outage_seconds"),
     ],
 )
 def test_load_config_names_the_file_and_the_key(tmp_path: Path, text: str, key: str) -> None:

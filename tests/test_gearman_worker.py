@@ -4,6 +4,7 @@ server over the shared corpus, and a real SQLite sink."""
 from __future__ import annotations
 
 import gzip
+import logging
 import threading
 import time
 import uuid
@@ -19,7 +20,7 @@ from log_shipper.submit import Outcome, Submission, Submitter
 from tests.httpserver import LogServer, serve_directory
 from tests.paths import CORPUS, count_lines
 from worker.config import FetchConfig, SinkConfig, WorkerConfig, split_address
-from worker.gearman_worker import LogWorker
+from worker.gearman_worker import LogWorker, _GearWorker
 from worker.job import FUNCTION_NAME, Job
 from worker.sinks import open_sink
 from worker.sinks.base import Sink
@@ -333,3 +334,27 @@ def test_resubmitting_a_job_changes_no_count(worker: Running, server: LogServer)
     assert second.ok and second.summary is not None, second.error
     assert second.summary.indexed == first.summary.indexed
     assert worker.count() == total
+
+
+def test_a_server_gone_while_its_connection_is_announced_is_one_warning(
+    gearman: gear.Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """gear activates a connection, then we announce our functions on it; a gearmand
+    killed in between made the announcement raise inside gear's connect thread, which
+    logged a traceback (seen in a CI run). Now the connection is lost like any other."""
+    worker = _GearWorker("announce-test", lambda change: None)
+    worker.functions[FUNCTION_NAME.encode()] = gear.FunctionRecord(FUNCTION_NAME.encode())
+    conn = gear.Connection("127.0.0.1", gearman.port)
+    conn.connect()
+    worker.active_connections.append(conn)
+    conn.conn.close()  # the server's end is gone: sending fails with OSError
+    try:
+        with caplog.at_level(logging.WARNING, logger="worker.gearman_worker"):
+            worker._onActiveConnection(conn)
+        # (gear may have connected it again meanwhile: the server is up.)
+        assert caplog.records[0].getMessage() == (
+            f"lost the connection to Gearman server 127.0.0.1:{gearman.port}; retrying every 2 s"
+        )
+        assert not any(record.exc_info for record in caplog.records)
+    finally:
+        worker.shutdown()

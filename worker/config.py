@@ -85,10 +85,15 @@ class SinkConfig:
     verify_certs: bool = True
     chunk_documents: int = _positive(2000)
     chunk_bytes: int = _positive(8 * MiB)
-    # Bulk requests one worker process keeps in flight (engine sinks).
+    # Bulk requests one worker process keeps in flight at most (engine sinks): fewer
+    # while the engine rejects requests for load (worker/sinks/pressure.py).
     concurrent_requests: int = _positive(2)
-    max_retries: int = 5  # for 429 / rejected chunks
-    backoff: float = 0.5
+    # How long a request waits for an engine that does not answer or is overloaded,
+    # from its first failure, before the job fails with EngineOutage (engine sinks).
+    outage_seconds: float = _positive(600.0)
+    # Waits between attempts: random up to backoff * 2^n seconds, at most max_backoff.
+    backoff: float = _positive(0.5)
+    max_backoff: float = _positive(30.0)
     request_timeout: float = _positive(120.0)
 
 
@@ -120,6 +125,12 @@ class WorkerConfig:
 
 T = TypeVar("T")
 
+# Keys of earlier versions, with what replaced them: a configuration still giving one
+# is told what to write instead, rather than "unknown key".
+RETIRED: Mapping[str, str] = {
+    "sink.max_retries": "requests are retried for up to sink.outage_seconds (default 600)",
+}
+
 
 def _build(cls: type[T], raw: Any, where: str, env: Mapping[str, str]) -> T:
     """Build dataclass `cls` from a mapping, checking keys, value types and ranges;
@@ -131,7 +142,10 @@ def _build(cls: type[T], raw: Any, where: str, env: Mapping[str, str]) -> T:
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     for key in raw:
         if key not in known:
-            raise ConfigError(f"{_join(where, str(key))}: unknown key")
+            name = _join(where, str(key))
+            if name in RETIRED:
+                raise ConfigError(f"{name}: no longer used: {RETIRED[name]}")
+            raise ConfigError(f"{name}: unknown key")
     values: dict[str, Any] = {}
     for name, value in raw.items():
         key = _join(where, name)

@@ -48,11 +48,17 @@ class _GearWorker(gear.Worker):
         # function registered in between is never announced on this connection (with
         # two servers, one of them then gives this worker no job). Announced again here,
         # once the connection is in the list; a second CAN_DO changes nothing.
-        with self.broadcast_lock:
-            for function in list(self.functions.values()):
-                conn.sendPacket(
-                    gear.Packet(gear.constants.REQ, gear.constants.CAN_DO, function.name)
-                )
+        try:
+            with self.broadcast_lock:
+                for function in list(self.functions.values()):
+                    conn.sendPacket(
+                        gear.Packet(gear.constants.REQ, gear.constants.CAN_DO, function.name)
+                    )
+        except OSError:
+            # The server went away since gear connected: lost like any other
+            # connection (one warning, retried every 2 s), not a traceback from gear.
+            self._lostConnection(conn)
+            return
         super()._onActiveConnection(conn)
         address = f"{conn.host}:{conn.port}"
         lost = self._lost.pop(address, None)

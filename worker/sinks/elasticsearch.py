@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 import orjson
@@ -9,7 +10,8 @@ from elastic_transport import SerializationError, Serializer, TransportError
 from elasticsearch import ApiError, Elasticsearch
 
 from worker.config import SinkConfig
-from worker.sinks.engine import EngineSink, EngineUnavailable
+from worker.sinks.engine import EngineSink
+from worker.sinks.retry import EngineUnavailable, no_answer
 
 # The 9.x client asks for "compatible-with=9", which Elasticsearch 8 refuses; ES 9 still
 # honours "compatible-with=8" (REST compatibility with the previous major), so asking for
@@ -23,6 +25,12 @@ NDJSON_HEADERS = {
     "accept": f"application/vnd.elasticsearch+json; {_COMPAT}",
     "content-type": f"application/vnd.elasticsearch+x-ndjson; {_COMPAT}",
 }
+
+
+# The client logs every failed request at WARNING, a traceback with it, and every 404
+# we ask for on purpose: an outage would be a line per attempt. The sink's RetryPolicy
+# says it once (worker/sinks/retry.py); errors reach the sink as exceptions anyway.
+logging.getLogger("elastic_transport").setLevel(logging.ERROR)
 
 
 class PrebuiltJson(Serializer):
@@ -49,12 +57,15 @@ class PrebuiltNdjson(PrebuiltJson):
 
 
 class ElasticsearchSink(EngineSink):
+    KIND = "elasticsearch"
+
     def __init__(self, base_url: str, config: SinkConfig) -> None:
-        super().__init__(config)
+        super().__init__(base_url, config)
         options: dict[str, Any] = {
             "request_timeout": config.request_timeout,
             "verify_certs": config.verify_certs,
-            # Retries are ours (EngineSink._send), with backoff and per-item handling.
+            # Retries are ours (worker/sinks/retry.py), with jittered backoff, an outage
+            # budget and per-item handling.
             "max_retries": 0,
             "retry_on_timeout": False,
             # The compatibility mimetypes of JSON and NDJSON take these too.
@@ -69,7 +80,6 @@ class ElasticsearchSink(EngineSink):
             options["api_key"] = config.api_key
         elif config.username:
             options["basic_auth"] = (config.username, config.password or "")
-        self.base_url = base_url
         self.client = Elasticsearch(base_url, **options)
 
     def _perform(
@@ -89,8 +99,7 @@ class ElasticsearchSink(EngineSink):
         except ApiError as exc:
             return exc.meta.status, exc.body
         except TransportError as exc:
-            reason = f"Elasticsearch at {self.base_url} unreachable: {exc}"
-            raise EngineUnavailable(reason) from None
+            raise EngineUnavailable(no_answer(exc)) from None
         return response.meta.status, response.body
 
     def close(self) -> None:

@@ -1,16 +1,18 @@
 """What Elasticsearch and OpenSearch sinks share: the REST calls we make are the same.
 
 Subclasses only say how one HTTP request is sent (each with its own official client).
+Every request goes through the sink's RetryPolicy (worker/sinks/retry.py): an engine
+that stops answering or is overloaded is waited for, up to `sink.outage_seconds`, and
+bulk requests in flight follow the engine's load (worker/sinks/pressure.py).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Iterable
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import orjson
 
@@ -22,17 +24,24 @@ from worker.documents import (
     FileRun,
     document_id,
 )
-from worker.errors import EngineOutage, QueryError, SinkError, one_line
+from worker.errors import QueryError, SinkError, one_line
+from worker.redact import mask_url
 from worker.resources import resource_path
 from worker.sinks.base import SearchResult, WriteResult, check_complete
 from worker.sinks.bulk import Chunk, chunk_documents, read_items
 from worker.sinks.engine_errors import describe
+from worker.sinks.pressure import InFlight
 from worker.sinks.query_depth import check_query_depth
+from worker.sinks.retry import (
+    INTERACTIVE_SECONDS,
+    OVERLOADED,
+    OutageLog,
+    Retry,
+    RetryPolicy,
+)
 
 # For requests over the index pattern: no index yet means no hits, not an error.
 PATTERN_PARAMS = {"ignore_unavailable": "true", "allow_no_indices": "true"}
-# Statuses meaning "too busy now", for which a whole request is worth sending again.
-OVERLOADED = frozenset({429, 502, 503, 504})
 # Built chunks that may wait while others are being sent (memory: this many chunks plus
 # sink.concurrent_requests in flight plus the one being built, each at most
 # sink.chunk_bytes).
@@ -50,14 +59,34 @@ def template_name(prefix: str) -> str:
     return f"ci-log-indexer-{prefix.rstrip('-_.') or 'default'}"
 
 
-class EngineUnavailable(SinkError):
-    """The engine could not be reached (connection refused, timeout)."""
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: Any
+    # Sent more than once: an earlier attempt may have been applied by the engine
+    # although its answer was lost.
+    repeated: bool = False
 
 
 class EngineSink:
-    def __init__(self, config: SinkConfig) -> None:
+    KIND: ClassVar[str] = "engine"  # the engine's name in messages
+
+    def __init__(self, base_url: str, config: SinkConfig) -> None:
+        self.base_url = base_url
         self.config = config
         self.pattern = f"{config.index_prefix}*"
+        engine = f"{self.KIND} at {mask_url(base_url)}"
+        self.retry = RetryPolicy(
+            engine,
+            budget=config.outage_seconds,
+            base=config.backoff,
+            cap=config.max_backoff,
+            outages=OutageLog(engine),
+        )
+        # For searches, start-up and health checks: someone waiting for the answer would
+        # rather be told than wait minutes.
+        self.interactive = self.retry.interactive(min(INTERACTIVE_SECONDS, config.outage_seconds))
+        self.in_flight = InFlight(config.concurrent_requests)
 
     # -- the one thing subclasses provide ------------------------------------------
     def _perform(
@@ -71,7 +100,8 @@ class EngineSink:
     ) -> tuple[int, Any]:
         """Send one request; return (status, decoded JSON body) for any HTTP status.
 
-        Raises EngineUnavailable when no HTTP answer came back at all.
+        Raises EngineUnavailable when no HTTP answer came back at all (retried by
+        the RetryPolicy running the attempt).
         """
         raise NotImplementedError
 
@@ -80,19 +110,21 @@ class EngineSink:
         if not self.config.install_template:
             return
         name = template_name(self.config.index_prefix)
-        status, _ = self._perform("GET", f"/_index_template/{name}")
-        if status == 200:
+        # At start-up: an engine not there is said at once (see retry.py).
+        quick = self.interactive
+        if self._request("GET", f"/_index_template/{name}", policy=quick).status == 200:
             return
         template = index_template(self.config.index_prefix)
-        status, body = self._perform("PUT", f"/_index_template/{name}", orjson.dumps(template))
-        if status >= 300:
-            raise SinkError(f"installing index template failed: HTTP {status}: {reason(body)}")
+        put = self._request("PUT", f"/_index_template/{name}", orjson.dumps(template), policy=quick)
+        if put.status >= 300:
+            raise SinkError(
+                f"installing index template failed: HTTP {put.status}: {reason(put.body)}"
+            )
         self._create_build_index()
 
     def _create_build_index(self) -> None:
         index = self.config.build_index
-        status, _ = self._perform("GET", f"/{index}/_mapping")
-        if status == 200:
+        if self._request("GET", f"/{index}/_mapping", policy=self.interactive).status == 200:
             return
         body = {
             "settings": {"number_of_shards": 1, "number_of_replicas": 0},
@@ -115,9 +147,12 @@ class EngineSink:
                 },
             },
         }
-        status, answer = self._perform("PUT", f"/{index}", orjson.dumps(body))
-        if status >= 300 and "already_exists" not in reason(answer):
-            raise SinkError(f"creating build index {index} failed: HTTP {status}: {reason(answer)}")
+        # A repeated PUT whose first one was applied finds the index: already_exists.
+        put = self._request("PUT", f"/{index}", orjson.dumps(body), policy=self.interactive)
+        if put.status >= 300 and "already_exists" not in reason(put.body):
+            raise SinkError(
+                f"creating build index {index} failed: HTTP {put.status}: {reason(put.body)}"
+            )
 
     def write(self, documents: Iterable[Document]) -> WriteResult:
         """Chunks are sent by `sink.concurrent_requests` background threads while the
@@ -166,42 +201,45 @@ class EngineSink:
         return result
 
     def _send(self, chunk: Chunk, result: WriteResult) -> None:
-        """Send a chunk; retry what the engine rejected for load, count what it refused."""
-        delay = self.config.backoff
-        last = ""
-        for attempt in range(self.config.max_retries + 1):
-            if attempt:
-                time.sleep(delay)
-                delay *= 2
-            try:
+        """Send a chunk, again while the engine is away or overloaded (items it rejected
+        for load are sent again alone); count what it refused for good. Sending a
+        document twice is harmless: ids are deterministic and versions external."""
+        pending = chunk
+
+        def attempt() -> None:
+            nonlocal pending
+            with self.in_flight.slot() as sent_in:
                 status, body = self._perform(
-                    "POST", "/_bulk", chunk.body, ndjson=True, params=BULK_PARAMS
+                    "POST", "/_bulk", pending.body, ndjson=True, params=BULK_PARAMS
                 )
-            except EngineUnavailable as exc:
-                last = str(exc)
-                continue
+            if status == 429:
+                self.in_flight.overloaded(sent_in)
             if status in OVERLOADED:
-                last = f"HTTP {status}: {reason(body)}"
-                continue
+                raise Retry(f"HTTP {status}: {reason(body)}", answered=True)
             if status >= 300:
-                result.add_error(f"bulk refused: HTTP {status}: {reason(body)}", len(chunk.ids))
+                self.in_flight.succeeded()
+                result.add_error(f"bulk refused: HTTP {status}: {reason(body)}", len(pending.ids))
                 return
-            outcome = read_items(body, chunk.ids)
+            outcome = read_items(body, pending.ids)
             result.superseded += outcome.superseded
             result.indexed += (
-                len(chunk.ids) - len(outcome.retry) - len(outcome.failed) - outcome.superseded
+                len(pending.ids) - len(outcome.retry) - len(outcome.failed) - outcome.superseded
             )
             for _, why in outcome.failed:
                 result.add_error(why)
             if not outcome.retry:
+                self.in_flight.succeeded()
                 return
-            last = f"{len(outcome.retry)} documents rejected with HTTP 429"
-            chunk = chunk.select(outcome.retry)
-        # An engine that stays away fails the job, so it is retried as a whole later.
-        raise EngineOutage(
-            f"bulk gave up after {self.config.max_retries} retries "
-            f"({len(chunk.ids)} documents unsent): {last}"
-        )
+            self.in_flight.overloaded(sent_in)
+            landed = len(outcome.retry) < len(pending.ids)
+            pending = pending.select(outcome.retry)
+            raise Retry(
+                f"{len(pending.ids)} documents rejected for load",
+                answered=True,
+                progress=landed,
+            )
+
+        self.retry.run(attempt)
 
     def refresh(self) -> None:
         self._checked("POST", f"/{self.pattern}/_refresh", params=PATTERN_PARAMS)
@@ -209,7 +247,11 @@ class EngineSink:
     def count(self, query: str = "*") -> int:
         body = {"query": self._query(query)}
         response = self._checked(
-            "POST", f"/{self.pattern}/_count", orjson.dumps(body), params=PATTERN_PARAMS
+            "POST",
+            f"/{self.pattern}/_count",
+            orjson.dumps(body),
+            params=PATTERN_PARAMS,
+            policy=self.interactive,
         )
         return int(response["count"])
 
@@ -221,7 +263,11 @@ class EngineSink:
             "track_total_hits": True,
         }
         response = self._checked(
-            "POST", f"/{self.pattern}/_search", orjson.dumps(body), params=PATTERN_PARAMS
+            "POST",
+            f"/{self.pattern}/_search",
+            orjson.dumps(body),
+            params=PATTERN_PARAMS,
+            policy=self.interactive,
         )
         hits = [
             {**hit["_source"], "_id": hit["_id"], "_index": hit["_index"]}
@@ -238,16 +284,19 @@ class EngineSink:
         # The marker's _version counts the runs of the file ever started; GET is
         # real-time, unlike search, so replace_file can tell without a refresh whether
         # any other run could have written the file.
-        status, answer = self._perform(
+        put = self._request(
             "PUT",
             self._marker(run),
             orjson.dumps({"type": "file_run", "file_key": run.key, "generation": run.generation}),
         )
-        if status >= 300:
+        if put.status >= 300:
             raise SinkError(
-                f"noting the run of {run.filename} failed: HTTP {status}: {reason(answer)}"
+                f"noting the run of {run.filename} failed: HTTP {put.status}: {reason(put.body)}"
             )
-        return replace(run, first=int(answer.get("_version", 0)) == 1)
+        # Sent more than once, the PUT may have counted this run twice, or a lost first
+        # PUT may land after the answered one: not first, which only costs a refresh.
+        first = not put.repeated and int(put.body.get("_version", 0)) == 1
+        return replace(run, first=first)
 
     def replace_file(self, run: FileRun, written: WriteResult) -> int:
         if run.first and self._alone(run):
@@ -276,12 +325,13 @@ class EngineSink:
     def _alone(self, run: FileRun) -> bool:
         """No other run of the file has started, and none of the file's documents from
         before generations existed is visible: nothing to replace, no refresh needed."""
-        status, answer = self._perform("GET", self._marker(run))
-        if status >= 300:
+        marker = self._request("GET", self._marker(run))
+        if marker.status >= 300:
             raise SinkError(
-                f"reading the run of {run.filename} failed: HTTP {status}: {reason(answer)}"
+                f"reading the run of {run.filename} failed: HTTP {marker.status}: "
+                f"{reason(marker.body)}"
             )
-        if int(answer.get("_version", 0)) != 1:
+        if int(marker.body.get("_version", 0)) != 1:
             return False
         others = {"bool": {"must_not": {"term": {GENERATION_FIELD: run.generation}}}}
         return self._count_of(self._of_file(run, others)) == 0
@@ -327,22 +377,51 @@ class EngineSink:
                 + b"\n"
                 for hit in hits
             ]
-            status, answer = self._perform(
-                "POST", "/_bulk", b"".join(lines), ndjson=True, params=BULK_PARAMS
-            )
-            if status >= 300:
-                raise SinkError(f"deleting documents of {filename} failed: {reason(answer)}")
-            statuses = [int(next(iter(item.values()))["status"]) for item in answer["items"]]
+            statuses, repeated = self._delete_bulk(lines, filename)
             refused = [code for code in statuses if code >= 300 and code not in (404, 409)]
             if refused:
                 raise SinkError(
                     f"deleting documents of {filename} failed: {len(refused)} refused "
                     f"(HTTP {refused[0]})"
                 )
-            done = sum(1 for code in statuses if code < 300)
+            # Sent again after a lost answer, a delete finds what the first one deleted
+            # gone: it is done all the same.
+            done = sum(1 for code in statuses if code < 300 or (repeated and code == 404))
             if not done:
                 return deleted  # every hit was rewritten or removed by someone else
             deleted += done
+
+    def _delete_bulk(self, lines: list[bytes], filename: str) -> tuple[list[int], bool]:
+        """The status of each delete action in `lines`, those rejected for load sent
+        again alone; and whether any was sent more than once."""
+        statuses = [0] * len(lines)
+        pending = list(range(len(lines)))
+        attempts = 0
+
+        def attempt() -> None:
+            nonlocal pending, attempts
+            attempts += 1
+            body = b"".join(lines[i] for i in pending)
+            status, answer = self._perform("POST", "/_bulk", body, ndjson=True, params=BULK_PARAMS)
+            if status in OVERLOADED:
+                raise Retry(f"HTTP {status}: {reason(answer)}", answered=True)
+            if status >= 300:
+                raise SinkError(f"deleting documents of {filename} failed: {reason(answer)}")
+            codes = [int(next(iter(item.values()))["status"]) for item in answer["items"]]
+            again = []
+            for position, code in zip(pending, codes, strict=True):
+                statuses[position] = code
+                if code == 429:
+                    again.append(position)
+            if again:
+                landed = len(again) < len(pending)
+                pending = again
+                raise Retry(
+                    f"{len(again)} deletes rejected with HTTP 429", answered=True, progress=landed
+                )
+
+        self.retry.run(attempt)
+        return statuses, attempts > 1
 
     def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
         index = self.config.build_index
@@ -365,12 +444,17 @@ class EngineSink:
         self._checked("PUT", path, orjson.dumps(summary), params={"refresh": "true"})
 
     def get_build(self, build_uuid: str) -> dict[str, Any] | None:
-        status, answer = self._perform("GET", f"/{self.config.build_index}/_doc/{build_uuid}")
-        if status == 404:
+        # Read by backfill and /healthz, not by the jobs: a short wait.
+        read = self._request(
+            "GET", f"/{self.config.build_index}/_doc/{build_uuid}", policy=self.interactive
+        )
+        if read.status == 404:
             return None
-        if status >= 300:
-            raise SinkError(f"reading build {build_uuid} failed: HTTP {status}: {reason(answer)}")
-        source: dict[str, Any] = answer["_source"]
+        if read.status >= 300:
+            raise SinkError(
+                f"reading build {build_uuid} failed: HTTP {read.status}: {reason(read.body)}"
+            )
+        source: dict[str, Any] = read.body["_source"]
         return source
 
     def close(self) -> None:
@@ -384,14 +468,40 @@ class EngineSink:
         check_query_depth(query)  # deeper ones may crash the engine (OpenSearch 3.6 does)
         return {"query_string": {"query": query, "default_field": "message"}}
 
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        params: dict[str, str] | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> Answer:
+        """A request sent until an answer other than an overload comes back, under
+        `policy` (by default the writers' one); EngineOutage when its budget runs out."""
+        attempts = 0
+
+        def attempt() -> tuple[int, Any]:
+            nonlocal attempts
+            attempts += 1
+            status, answer = self._perform(method, path, body, params=params)
+            if status in OVERLOADED:
+                raise Retry(f"HTTP {status}: {reason(answer)}", answered=True)
+            return status, answer
+
+        status, answer = (policy or self.retry).run(attempt)
+        return Answer(status, answer, repeated=attempts > 1)
+
     def _checked(
         self,
         method: str,
         path: str,
         body: bytes | None = None,
         params: dict[str, str] | None = None,
+        policy: RetryPolicy | None = None,
     ) -> Any:
-        status, response = self._perform(method, path, body, params=params)
+        answer = self._request(method, path, body, params=params, policy=policy)
+        status, response = answer.status, answer.body
         if status == 400 and method == "POST" and path.endswith(("_search", "_count")):
             raise QueryError(f"query refused: {reason(response)}")
         if status >= 300:

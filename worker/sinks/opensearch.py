@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -11,7 +12,13 @@ from opensearchpy.exceptions import SerializationError, TransportError
 from opensearchpy.serializer import JSONSerializer
 
 from worker.config import SinkConfig
-from worker.sinks.engine import EngineSink, EngineUnavailable
+from worker.sinks.engine import EngineSink
+from worker.sinks.retry import EngineUnavailable, no_answer
+
+# The client logs every failed request at WARNING, a traceback with it, and every 404
+# we ask for on purpose: an outage would be a line per attempt. The sink's RetryPolicy
+# says it once (worker/sinks/retry.py); errors reach the sink as exceptions anyway.
+logging.getLogger("opensearch").setLevel(logging.ERROR)
 
 
 class OrjsonAnswers(JSONSerializer):
@@ -27,14 +34,19 @@ class OrjsonAnswers(JSONSerializer):
 
 
 class OpenSearchSink(EngineSink):
+    KIND = "opensearch"
+
     def __init__(self, base_url: str, config: SinkConfig) -> None:
-        super().__init__(config)
+        super().__init__(base_url, config)
         options: dict[str, Any] = {
             "timeout": config.request_timeout,
             "verify_certs": config.verify_certs,
-            "max_retries": 0,  # retries are ours, with backoff and per-item handling
+            "max_retries": 0,  # retries are ours (worker/sinks/retry.py)
             "retry_on_timeout": False,
             "serializer": OrjsonAnswers(),
+            # A connection for each bulk sender, the thread building chunks and the
+            # health probe: fewer, and urllib3 drops (and logs) one after each request.
+            "pool_maxsize": config.concurrent_requests + 2,
         }
         if config.ca_certs:
             options["ca_certs"] = config.ca_certs
@@ -42,7 +54,6 @@ class OpenSearchSink(EngineSink):
             options["headers"] = {"authorization": f"ApiKey {config.api_key}"}
         elif config.username:
             options["http_auth"] = (config.username, config.password or "")
-        self.base_url = base_url
         self.client = OpenSearch([base_url], **options)
 
     def _perform(
@@ -60,7 +71,7 @@ class OpenSearchSink(EngineSink):
                 method, path, params=params, body=body, headers=headers
             )
         except OpenSearchConnectionError as exc:
-            raise EngineUnavailable(f"OpenSearch at {self.base_url} unreachable: {exc}") from None
+            raise EngineUnavailable(no_answer(exc)) from None
         except TransportError as exc:
             return int(exc.status_code), exc.info
         # opensearch-py answers with the decoded body only; errors raised above.
