@@ -23,8 +23,11 @@ class LocalCluster:
         self.server = gear.Server(port=0, host="127.0.0.1")
         self.address = f"127.0.0.1:{self.server.port}"
         self.config = dataclasses.replace(config, gearman=(self.address,))
+        # gear's server fails the job of a worker that hangs up instead of queuing it
+        # again: a job whose engine is away is answered, naming the engine.
         self.workers = [
-            LogWorker(self.config, self.sink, name=f"local-worker-{i}") for i in range(workers)
+            LogWorker(self.config, self.sink, name=f"local-worker-{i}", requeue=False)
+            for i in range(workers)
         ]
         self.threads = [
             threading.Thread(target=worker.run, name=f"local-worker-{i}", daemon=True)

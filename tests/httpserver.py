@@ -9,9 +9,10 @@
 Files are sent with Content-Length and Last-Modified. Like the log servers CI systems use,
 a `.gz` file is sent with `Content-Encoding: gzip`, and a missing `name` is answered with
 `name.gz` if that exists. Behaviours, set per URL path, make a path misbehave: fail N
-times, stall, drip a few bytes a second, hang up mid-body, use chunked transfer or no
-length at all (the end of the body is the end of the connection), redirect, or serve a
-generated body of any size without holding it in memory.
+times, stall, drip a few bytes a second, hang up mid-body (every time or the first N
+times), use chunked transfer or no length at all (the end of the body is the end of the
+connection), redirect, or serve a generated body of any size without holding it in
+memory.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -64,6 +65,7 @@ class Behaviour:
     stall_after: int | None = None  # after this many body bytes, wait `stall` seconds
     stall: float = 0.0
     drop_after: int | None = None  # after this many body bytes, hang up
+    drop_times: int | None = None  # hang up so on this many requests only (None: on all)
     drip_after: int | None = None  # after this many body bytes, send `drip` bytes a second
     drip: int = 4
     chunked: bool = False  # no Content-Length: chunked transfer encoding
@@ -146,6 +148,11 @@ class _Handler(BaseHTTPRequestHandler):
             failing = behaviour.fail_times > 0
             if failing:
                 behaviour.fail_times -= 1
+            elif behaviour.drop_after is not None and behaviour.drop_times is not None:
+                if behaviour.drop_times > 0:
+                    behaviour.drop_times -= 1
+                else:  # this request is sent whole
+                    behaviour = replace(behaviour, drop_after=None)
         if behaviour.delay:
             time.sleep(behaviour.delay)
         if failing:

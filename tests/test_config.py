@@ -107,6 +107,8 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
         ({"fetch": {"retries": -1}}, "fetch.retries", "non-negative number"),
         ({"fetch": {"retries": True}}, "fetch.retries", "non-negative number"),
         ({"fetch": {"retries": 2.5}}, "fetch.retries", "whole number"),
+        ({"fetch": {"reread_attempts": -1}}, "fetch.reread_attempts", "non-negative number"),
+        ({"fetch": {"reread_attempts": 1.5}}, "fetch.reread_attempts", "whole number"),
         ({"sink": {"chunk_bytes": None}}, "sink.chunk_bytes", "positive number"),
         ({"parse": {"max_event_lines": [500]}}, "parse.max_event_lines", "number"),
         ({"sink": {"verify_certs": "no"}}, "sink.verify_certs", "true or false"),

@@ -27,7 +27,7 @@ from tests.httpserver import (
 from tests.paths import CORPUS, REPO
 from worker import fetch
 from worker.config import FetchConfig
-from worker.errors import FetchError, Interrupted
+from worker.errors import BodyBroken, FetchError, Interrupted
 from worker.fetch import check_allowed, open_source
 
 MiB = 1024 * 1024
@@ -366,6 +366,8 @@ def test_connection_dropped_mid_body(server: LogServer, config: FetchConfig):
         received.extend(source.chunks)
     assert 0 < len(b"".join(received)) <= 500_000
     assert server.url(name) in str(caught.value)
+    # Told apart from other failures: the file may be read again from the start.
+    assert isinstance(caught.value, BodyBroken)
     assert server.hits[name] == 1
 
 
@@ -468,6 +470,23 @@ def test_the_minimum_rate_lets_a_file_above_it_through(server: LogServer, config
     strict = replace(config, min_bytes_per_second=1024, rate_window=2.5)
     data, _ = read_all(server.url("fast.txt"), strict)
     assert data == b"".join(generated_body(24 * 1024))
+
+
+def test_the_time_the_consumer_takes_does_not_count_against_the_rate(
+    server: LogServer, config: FetchConfig
+):
+    # A fast server, a consumer that holds each chunk longer than the rate window (a
+    # sink waiting for its engine): judged over the consumer's time too, the rate of
+    # 4 chunks in 1.2 s each would be far below the minimum of 100 MB/s.
+    size = 4 * config.chunk_bytes
+    server.behave("/fast.txt", body_size=size)
+    strict = replace(config, min_bytes_per_second=100 * MiB, rate_window=1.0)
+    received = bytearray()
+    with open_source(server.url("fast.txt"), strict) as source:
+        for chunk in source.chunks:
+            received += chunk
+            time.sleep(1.2)
+    assert bytes(received) == b"".join(generated_body(size))
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,11 @@ import orjson
 import pytest
 
 from log_shipper.submit import Outcome, Submission, Submitter
+from tests.gearmand import Gearmand, queue_status
 from tests.httpserver import LogServer, serve_directory
 from tests.paths import CORPUS, count_lines
+from tests.test_gearmand import connect_client, next_job, wait_complete
+from tests.test_gearmand import submit as submit_job
 from worker.config import FetchConfig, SinkConfig, WorkerConfig, split_address
 from worker.gearman_worker import LogWorker, _GearWorker
 from worker.job import FUNCTION_NAME, Job
@@ -334,6 +337,36 @@ def test_resubmitting_a_job_changes_no_count(worker: Running, server: LogServer)
     assert second.ok and second.summary is not None, second.error
     assert second.summary.indexed == first.summary.indexed
     assert worker.count() == total
+
+
+def test_a_job_hung_up_on_goes_back_to_gearmand_and_the_worker_counts_once(
+    gearmand: Gearmand,
+) -> None:
+    # How a worker hands a job back when its engine is away (issue 11): it closes the
+    # job's connection; Debian gearmand queues the job again, and the worker, connected
+    # again at once, is one worker for the function, not two.
+    worker = _GearWorker("test-hang-up", lambda change: None)
+    client = connect_client(gearmand.port)
+    try:
+        worker.addServer("127.0.0.1", gearmand.port)
+        worker.waitForServer(timeout=ANSWER_TIMEOUT)
+        worker.registerFunction(FUNCTION_NAME)
+        submitted = submit_job(client, {"source_url": "http://logs.example.org/a.txt"})
+        taken = next_job(worker)
+        assert taken is not None
+        assert queue_status(gearmand.port)[FUNCTION_NAME] == (1, 1, 1)
+        worker.hang_up(taken.connection)
+        deadline = time.monotonic() + ANSWER_TIMEOUT
+        while queue_status(gearmand.port)[FUNCTION_NAME] != (1, 0, 1):
+            assert time.monotonic() < deadline, queue_status(gearmand.port)
+            time.sleep(0.05)
+        again = next_job(worker)
+        assert again is not None and again.arguments == taken.arguments
+        again.sendWorkComplete(b"{}")
+        wait_complete(submitted)
+    finally:
+        worker.shutdown()
+        client.shutdown()
 
 
 def test_a_server_gone_while_its_connection_is_announced_is_one_warning(

@@ -19,7 +19,7 @@ import gear
 import pytest
 
 from tests import test_gearman_worker
-from tests.httpserver import LogServer, serve_directory
+from tests.httpserver import LogServer, generated_body, serve_directory
 from tests.paths import CORPUS, count_lines
 from tests.test_gearman_worker import Running, job_for, submit
 from worker.config import FetchConfig, SinkConfig, WorkerConfig
@@ -214,3 +214,61 @@ def test_the_configured_rules_are_the_ones_applied() -> None:
     off = WorkerConfig(redact=parse_redact_config({"builtin": False}))
     first, _ = documents(off, {})
     assert first["message"] == "+ export OS_PASSWORD=hunter2"
+
+
+# -- a body broken off mid-transfer is read again (issue 11) ---------------------------
+
+# Generated lines of 53 bytes, each with its timestamp (tests/httpserver.py): whole
+# lines only, each its own document.
+CUT_SIZE = 53 * 20_000
+CUT_AT = 300_000  # bytes: thousands of documents are written before the cut
+
+
+def cut_job(server: LogServer, name: str) -> Job:
+    # Credentials in the URL: the warning must not show them.
+    url = server.url(name).replace("http://", "http://reader:s3cret@")
+    return Job(source_url=url, fields={"build_uuid": uuid.uuid4().hex, "filename": name}, tags=())
+
+
+def test_a_body_cut_once_is_read_again_and_counted_exactly(
+    served: LogServer, sink: Sink, caplog: pytest.LogCaptureFixture
+) -> None:
+    served.behave("/cut-once.txt", body_size=CUT_SIZE, drop_after=CUT_AT, drop_times=1)
+    lines = count_lines(b"".join(generated_body(CUT_SIZE)))
+    job = cut_job(served, "cut-once.txt")
+    with caplog.at_level("WARNING", logger="worker"):
+        summary = run_job(job, config(served, chunk_bytes=32 * 1024), sink)
+    assert served.hits["/cut-once.txt"] == 2
+    # The whole read's counts only, and each line stored once.
+    assert summary.lines == summary.documents == summary.indexed == lines
+    assert sink.count('filename:"cut-once.txt"') == lines
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    masked = served.url("cut-once.txt").replace("http://", "http://***@")
+    assert warning.startswith(f"{masked}: the log server broke off the body; reading it again")
+    assert "(1 of 2)" in warning and "connection broken" in warning
+    assert "s3cret" not in warning
+
+
+def test_a_body_cut_every_time_fails_after_the_attempts_naming_the_log_server(
+    served: LogServer, sink: Sink, caplog: pytest.LogCaptureFixture
+) -> None:
+    served.behave("/cut-always.txt", body_size=CUT_SIZE, drop_after=CUT_AT)
+    job = cut_job(served, "cut-always.txt")
+    with caplog.at_level("WARNING", logger="worker"), pytest.raises(FetchError) as caught:
+        run_job(job, config(served, chunk_bytes=32 * 1024, reread_attempts=2), sink)
+    assert served.hits["/cut-always.txt"] == 3
+    message = str(caught.value)  # masked where it is answered, as every fetch error
+    assert message.startswith(f"{job.source_url}: connection broken"), message
+    assert message.endswith("(broken off in each of 3 reads)"), message
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 2
+    # No read was whole: none of the file stays searchable.
+    assert sink.count('filename:"cut-always.txt"') == 0
+
+
+def test_no_reread_when_none_is_allowed(served: LogServer, sink: Sink) -> None:
+    served.behave("/cut-no-reread.txt", body_size=CUT_SIZE, drop_after=CUT_AT, drop_times=1)
+    job = cut_job(served, "cut-no-reread.txt")
+    with pytest.raises(FetchError, match="connection broken"):
+        run_job(job, config(served, chunk_bytes=32 * 1024, reread_attempts=0), sink)
+    assert served.hits["/cut-no-reread.txt"] == 1
+    assert sink.count('filename:"cut-no-reread.txt"') == 0

@@ -18,6 +18,8 @@ from worker.config import load_config, parse_config
 from worker.errors import ConfigError
 from worker.events import Event
 from worker.redact import (
+    CANDIDATE_SPACING,
+    CANDIDATES,
     MASK,
     RedactConfig,
     Redactor,
@@ -332,6 +334,53 @@ PLANTED = [
         "Tr0ub4dor3",
         f"GRANT ALL ON *.* TO 'root'@'%' IDENTIFIED BY '{MASK}';",
     ),
+    (
+        "sudo mysqladmin -u root password Mysq1AdmPw",
+        "Mysq1AdmPw",
+        f"sudo mysqladmin -u root password {MASK}",
+    ),
+    # Forms devstack prints with no key=value marker (the real lines are tested below).
+    (
+        "sudo rabbitmqctl change_password guest Rabb1tPw",
+        "Rabb1tPw",
+        f"sudo rabbitmqctl change_password guest {MASK}",
+    ),
+    (
+        "rabbitmqctl -n rabbit@node1 add_user stackrabbit Rabb1tPw2",
+        "Rabb1tPw2",
+        f"rabbitmqctl -n rabbit@node1 add_user stackrabbit {MASK}",
+    ),
+    (
+        "keystone user-create --name demo --pass K3ystonePw",
+        "K3ystonePw",
+        f"keystone user-create --name demo --pass {MASK}",
+    ),
+    (
+        "keystone user-create --name=nova --pass=K3ystonePw2",
+        "K3ystonePw2",
+        f"keystone user-create --name=nova --pass={MASK}",
+    ),
+    ("SERVICE_PASS=Serv1cePw", "Serv1cePw", f"SERVICE_PASS={MASK}"),
+    (
+        "|   secret  | 0f1e2d3c4b5a69788796a5b4c3d2e1f0 |",
+        "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+        f"|   secret  | {MASK} |",
+    ),
+    (
+        "add_entry 5d2c44e1 demo 8a9b0c1d demo Us3rRcPw",
+        "Us3rRcPw",
+        f"add_entry 5d2c44e1 demo 8a9b0c1d demo {MASK}",
+    ),
+    (
+        "sed -i -e 's|^\\(admin_password[ \\t]*=[ \\t]*\\).*$|\\1S3dIniPw|' /etc/nova/nova.conf",
+        "S3dIniPw",
+        f"sed -i -e 's|^\\(admin_password[ \\t]*=[ \\t]*\\).*$|\\1{MASK}|' /etc/nova/nova.conf",
+    ),
+    (
+        "iniset /etc/swift/proxy-server.conf filter:tempauth user_test_tester 'T3mpAuthPw .admin'",
+        "T3mpAuthPw",
+        f"iniset /etc/swift/proxy-server.conf filter:tempauth user_test_tester '{MASK}'",
+    ),
 ]
 
 
@@ -381,6 +430,76 @@ def test_devstack_iniset_and_mysql_lines_keep_everything_but_the_value() -> None
     assert found == 22 + 13  # as issue 10 counts them
 
 
+# Real lines of the corpus that set a secret with no key=value marker, each with what it
+# must become (written by hand): the whole line is checked to be in the file first.
+REAL_UNMARKED = [
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:16:01.960 | + sudo rabbitmqctl change_password guest secret",
+        f"2014-03-17 16:16:01.960 | + sudo rabbitmqctl change_password guest {MASK}",
+    ),
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:17:24.981 | + keystone user-create --name=glance --pass=secret"
+        " --tenant service --email=glance@example.com",
+        f"2014-03-17 16:17:24.981 | + keystone user-create --name=glance --pass={MASK}"
+        " --tenant service --email=glance@example.com",
+    ),
+    (
+        CONSOLE_HTML,
+        "2013-09-27 18:24:05.464 | 2013-09-27 18:21:06 ++ keystone user-create --name admin"
+        " --pass secret --email admin@example.com",
+        "2013-09-27 18:24:05.464 | 2013-09-27 18:21:06 ++ keystone user-create --name admin"
+        f" --pass {MASK} --email admin@example.com",
+    ),
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:18:32.623 | + USER_PASS=secret",
+        f"2014-03-17 16:18:32.623 | + USER_PASS={MASK}",
+    ),
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:18:39.878 | |   secret  | 9e83a637e0c544aea3921c72b83d0c84 |",
+        f"2014-03-17 16:18:39.878 | |   secret  | {MASK} |",
+    ),
+    (
+        CONSOLE_HTML,
+        "2013-09-27 18:27:29.012 | 2013-09-27 18:23:09 |   secret  |"
+        " fd53f7421b284708a731f1d3dc2a8d7d |",
+        f"2013-09-27 18:27:29.012 | 2013-09-27 18:23:09 |   secret  | {MASK} |",
+    ),
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:18:48.315 | + add_entry 21244ef83e764b4886a41f1bf2abd092 demo"
+        " 8637c869b3b148a0896704396addaf2b demo secret",
+        "2014-03-17 16:18:48.315 | + add_entry 21244ef83e764b4886a41f1bf2abd092 demo"
+        f" 8637c869b3b148a0896704396addaf2b demo {MASK}",
+    ),
+    (
+        CONSOLE_HTML,
+        "2013-09-27 18:27:47.158 | 2013-09-27 18:23:27 ++ sed -i -e '/^\\[identity\\]/,/^\\[.*\\]/"
+        " s|^\\(password[ \\t]*=[ \\t]*\\).*$|\\1secret|' /opt/stack/new/tempest/etc/tempest.conf",
+        "2013-09-27 18:27:47.158 | 2013-09-27 18:23:27 ++ sed -i -e '/^\\[identity\\]/,/^\\[.*\\]/"
+        f" s|^\\(password[ \\t]*=[ \\t]*\\).*$|\\1{MASK}|' /opt/stack/new/tempest/etc/tempest.conf",
+    ),
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:14:11.085 | + iniset /etc/swift/proxy-server.conf filter:tempauth"
+        " user_swifttenanttest1_swiftusertest1 'testing .admin'",
+        "2014-03-17 16:14:11.085 | + iniset /etc/swift/proxy-server.conf filter:tempauth"
+        f" user_swifttenanttest1_swiftusertest1 '{MASK}'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "line", "masked"), REAL_UNMARKED)
+def test_real_secrets_without_a_key_value_marker_are_masked(
+    path: Path, line: str, masked: str
+) -> None:
+    assert line in lines_of(path)
+    assert redact_text(line) == masked
+
+
 def test_an_unclosed_quote_masks_the_first_word() -> None:
     assert redact_text('password: "correct horse') == f'password: "{MASK} horse'
 
@@ -395,6 +514,16 @@ def test_an_unclosed_quote_masks_the_first_word() -> None:
         "github is through here",
         "ghp_short",
         "-----END RSA PRIVATE KEY-----",
+        "PASS: test_volume_create",  # "pass" alone is a keyword after "-" or "_" only
+        "3 tests pass: 0 failures",
+        "bypass=1",
+        "echo $secret | grep -q x",  # a table row's value is a cell's one word
+        "| secret | x y |",
+        "keystoneclient.middleware.auth_token [-] Authenticating user token",
+        "rabbitmqctl list_users",
+        "add_entry only three words",
+        "++ '[' -n change_password_available=true ']'",
+        "mysql keystone -e 'SELECT id, password FROM user'",  # mysqladmin's form only
     ],
 )
 def test_lookalikes_are_kept(line: str) -> None:
@@ -565,3 +694,40 @@ def test_the_worker_configuration_carries_the_rules() -> None:
     config = parse_config({"redact": {"extra": [{"name": "c", "guard": "c_", "pattern": "c_x"}]}})
     assert [rule.name for rule in config.redact.extra] == ["c"]
     assert parse_config({}).redact == RedactConfig()
+
+
+# --- lines dense with would-be secrets ---------------------------------------------------
+
+
+def test_a_line_dense_with_keywords_is_masked_from_the_first_on() -> None:
+    prefix = "2014-03-17 16:16:01.960 | "
+    text = prefix + "password=hunter2 " * 3000 + "\n2014-03-17 16:16:01.961 | next line"
+    assert redact_text(text) == f"{prefix}{MASK}\n2014-03-17 16:16:01.961 | next line"
+
+
+def test_past_the_budget_of_places_the_rest_of_the_line_is_masked() -> None:
+    filler = "y" * 500
+    line = f"{filler} password=hunter2 " * 200
+    tried = CANDIDATES + len(line) // CANDIDATE_SPACING  # the budget: 165 here
+    assert tried < 200
+    expected = f"{filler} password={MASK} " * tried + f"{filler} {MASK}"
+    assert redact_text(line) == expected
+
+
+def test_a_line_dense_with_key_markers_keeps_the_block_open() -> None:
+    dense = BLOCK[0] * 3000
+    events = [
+        Event(n, "2013-09-27T18:30:41.142Z", text)
+        for n, text in enumerate([dense, KEY_BODY[0], BLOCK[-1], "after"], 1)
+    ]
+    out = [event.message for event in Redactor().events(events)]
+    assert out == [f"-----BEGIN RSA {MASK}", MASK, BLOCK[-1], "after"]
+
+
+def test_a_configured_rule_past_the_budget_masks_the_rest_of_the_text() -> None:
+    rules = parse_redact_config(
+        {"extra": [{"name": "pin", "guard": "PIN ", "pattern": r"PIN (?P<secret>\d{4})"}]}
+    ).rules
+    text = "PIN 1234 " * 100 + "\nend"
+    tried = CANDIDATES + len(text) // CANDIDATE_SPACING
+    assert redact_text(text, rules) == f"PIN {MASK} " * tried + MASK

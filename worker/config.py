@@ -48,6 +48,10 @@ class FetchConfig:
     min_bytes_per_second: float = 1024.0
     rate_window: float = _positive(60.0)
     backoff: float = 1.0  # seconds, doubled after each retry
+    # A body broken off mid-transfer (the server reset or closed the connection, as one
+    # does to a connection left unread while the sink held the worker up) is read again
+    # from the start this many times, each read a new run of the file.
+    reread_attempts: int = 2
     max_compressed_bytes: int = _positive(1024 * MiB)
     max_decompressed_bytes: int = _positive(16 * 1024 * MiB)
     max_line_bytes: int = _positive(64 * 1024)

@@ -21,6 +21,12 @@ class FetchError(LogIndexerError):
     """A log file could not be fetched (refused URL, HTTP error, timeout, size limit)."""
 
 
+class BodyBroken(FetchError):
+    """The log server's connection broke off in the middle of a body (reset, closed
+    early): nothing says the file is bad, and it can be read again from the start. A
+    server idles out a connection we left unread while the sink held us up."""
+
+
 class SinkError(LogIndexerError):
     """The search engine or database refused or failed a request."""
 

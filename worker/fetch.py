@@ -44,7 +44,7 @@ from urllib3.exceptions import (
 from urllib3.util import parse_url
 
 from worker.config import FetchConfig
-from worker.errors import FetchError, Interrupted, LogIndexerError
+from worker.errors import BodyBroken, FetchError, Interrupted, LogIndexerError
 
 MAX_REDIRECTS = 5
 USER_AGENT = "ci-log-indexer"
@@ -109,8 +109,10 @@ class Source:
                 except (HTTPError, OSError) as exc:
                     # No retry here: lines from the bytes already yielded have gone
                     # downstream (perhaps indexed), so only the caller can decide whether
-                    # to start the file again.
-                    raise FetchError(
+                    # to start the file again; a connection broken off (reset, closed
+                    # before the announced end) is worth it, a timeout is not.
+                    error = BodyBroken if isinstance(exc, ProtocolError) else FetchError
+                    raise error(
                         f"{self.url}: {_describe(exc)} after {self.received} bytes"
                     ) from exc
             if not chunk:
@@ -202,6 +204,9 @@ class _Pace:
     received: int = 0
     window_start: float = 0.0
     window_bytes: int = 0  # `received` when the current window started
+    # When the last chunk was handed over: the time until the next read is the
+    # consumer's (a sink holding the pipeline up), which the rate must not count.
+    handed: float | None = None
 
     def __post_init__(self) -> None:
         self.window_start = self.started
@@ -234,6 +239,8 @@ class _Pace:
         `read_some(n)` returns, so that pace and interrupt are checked as bytes come in."""
 
         def read() -> bytes:
+            if self.handed is not None:
+                self.window_start += time.monotonic() - self.handed
             chunk = bytearray()
             while len(chunk) < chunk_bytes:
                 try:
@@ -250,6 +257,7 @@ class _Pace:
                 chunk += piece
                 self.received += len(piece)
                 self.check()
+            self.handed = time.monotonic()
             return bytes(chunk)
 
         return read

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+import random
+import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import gear
 
 from worker.builds import build_summary, completed_run, file_outcome
 from worker.config import WorkerConfig, split_address
-from worker.errors import Interrupted, JobError, LogIndexerError, one_line
+from worker.errors import EngineOutage, Interrupted, JobError, LogIndexerError, one_line
 from worker.fetch import Interrupt
+from worker.health import PROBE_BUILD_UUID
 from worker.job import FUNCTION_NAME, Job, JobSummary, parse_job
 from worker.metrics import InstrumentedSink, JobMetrics, default_metrics
 from worker.pipeline import run_job
@@ -37,23 +40,36 @@ class _GearWorker(gear.Worker):
     def __init__(self, name: str, on_change: Callable[[float], None]) -> None:
         self.on_change = on_change
         self.closing = False
+        self._hung_up: set[gear.Connection] = set()  # closed from this side, on purpose
+        # Functions gear announced when each connection was made (see _onActiveConnection).
+        self._announced: dict[gear.Connection, frozenset[bytes]] = {}
         self._reported = 0
         self._lost: dict[str, float] = {}  # address -> time.monotonic() it was lost
         self._report_lock = threading.Lock()
         super().__init__(name)
 
+    def _onConnect(self, conn: gear.Connection) -> None:
+        with self.broadcast_lock:  # an RLock, which gear's _onConnect takes too
+            # gear announces at least these on the new connection.
+            announced = frozenset(self.functions)
+            super()._onConnect(conn)
+        self._announced[conn] = announced
+
     def _onActiveConnection(self, conn: gear.Connection) -> None:
         # gear sends CAN_DO in _onConnect, before the connection joins
         # active_connections, and registerFunction broadcasts only to that list: a
         # function registered in between is never announced on this connection (with
-        # two servers, one of them then gives this worker no job). Announced again here,
-        # once the connection is in the list; a second CAN_DO changes nothing.
+        # two servers, one of them then gives this worker no job). Announced here, once
+        # the connection is in the list; only those: gearmand counts a function
+        # announced twice as two workers.
+        announced = self._announced.pop(conn, frozenset())
         try:
             with self.broadcast_lock:
-                for function in list(self.functions.values()):
-                    conn.sendPacket(
-                        gear.Packet(gear.constants.REQ, gear.constants.CAN_DO, function.name)
-                    )
+                for name, function in list(self.functions.items()):
+                    if name not in announced:
+                        conn.sendPacket(
+                            gear.Packet(gear.constants.REQ, gear.constants.CAN_DO, function.name)
+                        )
         except OSError:
             # The server went away since gear connected: lost like any other
             # connection (one warning, retried every 2 s), not a traceback from gear.
@@ -74,11 +90,31 @@ class _GearWorker(gear.Worker):
             )
         self.report()
 
+    def hang_up(self, conn: gear.Connection) -> None:
+        """Close `conn` from this side: gearmand then queues the job this worker holds
+        on it again. gear sees the end of the stream as it sees any lost connection,
+        and connects again at once (the worker asks for no job meanwhile)."""
+        sock = conn.conn
+        if sock is None:
+            return  # already lost: gearmand has the job back
+        self._hung_up.add(conn)
+        # The plain socket's shutdown even for TLS, as in worker.fetch: gear's poll
+        # thread reads the end of the stream and does the rest.
+        with suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
     def _lostConnection(self, conn: gear.Connection) -> None:
         was_up = conn in self.active_connections
         super()._lostConnection(conn)
         address = f"{conn.host}:{conn.port}"
-        if was_up and not self.closing:
+        if conn in self._hung_up:
+            self._hung_up.discard(conn)
+            log.info(
+                "closed the connection to Gearman server %s to hand a job back; connecting again",
+                address,
+                extra={"gearman": address},
+            )
+        elif was_up and not self.closing:
             self._lost.setdefault(address, time.monotonic())
             log.warning(
                 "lost the connection to Gearman server %s; retrying every 2 s",
@@ -95,8 +131,22 @@ class _GearWorker(gear.Worker):
             self._reported = up
 
 
+# Between checks that the sink answers again, after an engine outage: doubled from the
+# first to the last, each shortened by up to a half at random so that the workers of a
+# pool do not all ask at once.
+SINK_CHECK_FIRST = 1.0
+SINK_CHECK_MAX = 30.0
+
+
 class LogWorker:
-    """Pulls push-log jobs from Gearman servers until `stop()` is called."""
+    """Pulls push-log jobs from Gearman servers until `stop()` is called.
+
+    When the sink's engine stays away longer than the sink waits for it (EngineOutage),
+    the job is handed back unanswered and this worker takes no other until the sink
+    answers again. `requeue=False` is for gear's own server (the all-in-one mode),
+    which fails a job its worker left instead of queuing it again: there the job is
+    answered WORK_FAIL, naming the engine.
+    """
 
     def __init__(
         self,
@@ -104,8 +154,13 @@ class LogWorker:
         sink: Sink,
         name: str = "log-worker",
         metrics: JobMetrics | None = None,
+        *,
+        requeue: bool = True,
     ) -> None:
         self.config = config
+        self.requeue = requeue
+        # Why the sink was last found away (EngineOutage), until it answers again.
+        self._sink_away: str | None = None
         self.metrics = metrics or default_metrics()
         self.sink: Sink = InstrumentedSink(sink, self.metrics)
         self.gearman = _GearWorker(name, self.metrics.gearman_connections.inc)
@@ -131,6 +186,9 @@ class LogWorker:
             return
         self.gearman.registerFunction(FUNCTION_NAME)
         while not self._stopping.is_set():
+            if self._sink_away is not None:
+                self._wait_for_sink()
+                continue
             try:
                 job = self.gearman.getJob()
             except gear.InterruptedError:
@@ -168,20 +226,22 @@ class LogWorker:
             url,
             extra={"handle": handle, "source_url": url},
         )
-        summary: JobSummary | None = None
-        error: str | None = None
-        failure: Exception | None = None
         try:
-            summary = run_job(job, self.config, self.sink, self._interrupt)
+            summary, error, failure = self._run(job, handle)
+            self._track(job, summary, error)
         except Interrupted as exc:
             self._hand_back(gearman_job, job, exc)
             return None
-        except LogIndexerError as exc:
-            error, failure = str(exc), exc
-        except Exception as exc:  # a bug must cost one job, not the worker
-            log.error("job %s crashed:\n%s", handle, mask_url(traceback.format_exc()))
-            error, failure = f"internal error: {type(exc).__name__}: {exc}", exc
-        self._track(job, summary, error)
+        except EngineOutage as exc:
+            # The file has not failed: its engine is away. No outcome is recorded (the
+            # engine could not store it, and "ok" would be wrong for a file whose
+            # documents are not all there); the job's next run records it.
+            if self.requeue:
+                self._hand_back(gearman_job, job, exc)
+                self._sink_away = str(exc)
+                self.gearman.hang_up(gearman_job.connection)
+                return None
+            summary, error, failure = None, f"the engine is unavailable: {exc}", exc
         # Recorded before answering, so that whoever waits for the answer finds it counted.
         self.metrics.job_finished(job, summary, failure, time.monotonic() - started)
         if error is not None or summary is None:
@@ -216,11 +276,66 @@ class LogWorker:
             gearman_job.sendWorkComplete(summary.to_json())
         return summary
 
-    def _hand_back(self, gearman_job: gear.WorkerJob, job: Job, exc: Interrupted) -> None:
+    def _run(self, job: Job, handle: str) -> tuple[JobSummary | None, str | None, Exception | None]:
+        """Run the job: its summary, or why it failed. Raises what hands it back:
+        Interrupted (the worker stops), EngineOutage (the sink's engine is away)."""
+        try:
+            return run_job(job, self.config, self.sink, self._interrupt), None, None
+        except (Interrupted, EngineOutage):
+            raise
+        except LogIndexerError as exc:
+            return None, str(exc), exc
+        except Exception as exc:  # a bug must cost one job, not the worker
+            log.error("job %s crashed:\n%s", handle, mask_url(traceback.format_exc()))
+            return None, f"internal error: {type(exc).__name__}: {exc}", exc
+
+    def _wait_for_sink(self) -> None:
+        """Take no job until the sink answers again (or the worker stops): a job taken
+        meanwhile would only wait out the engine's outage budget and go back again."""
+        away = time.monotonic()
+        delay = SINK_CHECK_FIRST
+        log.warning(
+            "taking no job until the sink answers again: %s",
+            mask_url(self._sink_away or ""),
+            extra={"error": mask_url(self._sink_away or "")},
+        )
+        while not self._stopping.is_set():
+            if self._sink_answers():
+                down = time.monotonic() - away
+                log.warning(
+                    "the sink answers again after %.1f s; taking jobs",
+                    down,
+                    extra={"down_seconds": round(down, 3)},
+                )
+                self._sink_away = None
+                return
+            self._stopping.wait(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, SINK_CHECK_MAX)
+
+    def _sink_answers(self) -> bool:
+        """Whether the sink answers a cheap read (health's probe). Asked from a thread
+        of its own, so that a sink slow to answer cannot hold up the worker's stop."""
+        answered = threading.Event()
+
+        def probe() -> None:
+            try:
+                self.sink.get_build(PROBE_BUILD_UUID)
+            except LogIndexerError:
+                return
+            answered.set()
+
+        checker = threading.Thread(target=probe, name="sink-check", daemon=True)
+        checker.start()
+        while checker.is_alive() and not self._stopping.is_set():
+            checker.join(timeout=0.5)
+        return answered.is_set()
+
+    def _hand_back(self, gearman_job: gear.WorkerJob, job: Job, exc: LogIndexerError) -> None:
         """Leave the job unanswered: when this worker disconnects, gearmand queues it
-        again for another worker, whose documents replace these (ids are deterministic).
-        WORK_FAIL instead would end the job for good. Neither a file outcome nor a job
-        metric is recorded: the file has not failed, and its re-run is counted."""
+        again for another worker (or this one), whose documents replace these (ids are
+        deterministic). WORK_FAIL instead would end the job for good. Neither a file
+        outcome nor a job metric is recorded: the file has not failed, and its re-run
+        is counted."""
         handle = gearman_job.handle.decode(errors="replace")
         url = mask_url(job.source_url)
         log.warning(
@@ -239,6 +354,8 @@ class LogWorker:
             run = completed_run(job, outcomes)
             if run is not None:
                 self.sink.put_build(build_summary(job, run))
+        except EngineOutage:
+            raise  # the job goes back and its next run records it
         except LogIndexerError as exc:
             # Losing the record only delays "fully indexed" until the build is re-run;
             # the documents themselves are already stored.

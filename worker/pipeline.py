@@ -4,6 +4,7 @@ documents -> sink. This module wires the stages and does nothing else."""
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from dateutil.parser import isoparse
 from worker.config import WorkerConfig
 from worker.decode import DecodeStats, decode_lines
 from worker.documents import Document, FileRun, build_documents, file_run
-from worker.errors import LogIndexerError, SinkError
+from worker.errors import BodyBroken, EngineOutage, LogIndexerError, SinkError
 from worker.events import Event, EventStats, group_events
 from worker.fetch import Interrupt, Source, open_source, verify_length
 from worker.formats import choose_format
@@ -28,18 +29,64 @@ from worker.sinks.base import Sink, WriteResult
 SNIFF_LINES = 50
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 def run_job(
     job: Job, config: WorkerConfig, sink: Sink, interrupt: Interrupt | None = None
 ) -> JobSummary:
+    """Index the job's file. A body the log server broke off mid-transfer is read again
+    from the start, up to fetch.reread_attempts times, each read a new run of the file
+    whose documents replace the broken one's: the summary is the whole read's."""
     started = time.monotonic()
+    attempts = config.fetch.reread_attempts
+    attempt = 0
+    while True:
+        last = attempt >= attempts
+        try:
+            summary = read_file(job, config, sink, interrupt, keep_on_break=not last)
+        except BodyBroken as exc:
+            if last:
+                if attempts:
+                    raise BodyBroken(f"{exc} (broken off in each of {attempt + 1} reads)") from exc
+                raise
+            url = mask_url(job.source_url)
+            log.warning(
+                "%s: the log server broke off the body; reading it again from the start"
+                " (%d of %d): %s",
+                url,
+                attempt + 1,
+                attempts,
+                mask_url(str(exc)),
+                extra={"source_url": url, "error": mask_url(str(exc))},
+            )
+            attempt += 1
+            continue
+        summary.seconds = round(time.monotonic() - started, 3)
+        return summary
+
+
+def read_file(
+    job: Job,
+    config: WorkerConfig,
+    sink: Sink,
+    interrupt: Interrupt | None = None,
+    *,
+    keep_on_break: bool = False,
+) -> JobSummary:
+    """One run of the job's file: one read from the start, its documents written."""
     summary = JobSummary(source_url=mask_url(job.source_url))  # logged and answered
     decode_stats = DecodeStats()
     event_stats = EventStats()
     # Named as its documents name it: by the redacted build uuid and filename.
     run = sink.begin_file(file_run(redacted_job(job, config), time.time_ns()))
+    # Documents left for the next run to replace: that of a job handed back because
+    # its engine is away, and a broken-off body's that is read again at once.
+    kept: tuple[type[Exception], ...] = (
+        (EngineOutage, BodyBroken) if keep_on_break else (EngineOutage,)
+    )
     with (
-        replacing(sink, run, summary) as result,
+        replacing(sink, run, summary, keep=kept) as result,
         open_source(job.source_url, config.fetch, interrupt) as source,
     ):
         summary.format, documents = parse_documents(
@@ -65,7 +112,6 @@ def run_job(
     summary.indexed = result.indexed
     summary.failed = result.failed
     summary.errors = result.errors
-    summary.seconds = round(time.monotonic() - started, 3)
     return summary
 
 
@@ -103,9 +149,12 @@ def redacted_job(job: Job, config: WorkerConfig) -> Job:
 
 
 @contextmanager
-def replacing(sink: Sink, run: FileRun, summary: JobSummary) -> Iterator[WriteResult]:
+def replacing(
+    sink: Sink, run: FileRun, summary: JobSummary, keep: tuple[type[Exception], ...] = ()
+) -> Iterator[WriteResult]:
     """Around a run's writing, whose outcome goes in the WriteResult yielded: then the
-    run's documents replace all of the file's; if the run fails, none stays."""
+    run's documents replace all of the file's; if the run fails, none stays, unless it
+    failed with one of `keep`: a run of the file to come then replaces them."""
     written = WriteResult()
     try:
         yield written
@@ -113,7 +162,7 @@ def replacing(sink: Sink, run: FileRun, summary: JobSummary) -> Iterator[WriteRe
     except Exception as exc:
         # A run that failed before its first document has changed nothing: the file's
         # previous documents, if any, stay as they were.
-        if summary.documents:
+        if summary.documents and not isinstance(exc, keep):
             discard(sink, run, exc)
         raise
 
