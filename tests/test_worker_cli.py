@@ -310,6 +310,40 @@ def test_sigterm_stops_a_worker_whose_gearman_server_is_not_up(tmp_path: Path) -
     assert process.returncode == 0, stderr
 
 
+def test_a_pool_child_starts_while_its_engine_is_away_and_a_lone_worker_says_so(
+    tmp_path: Path,
+) -> None:
+    """A chaos run found pool children restarted during an engine outage exiting 2 at
+    start-up, so the pool ran short for the supervisor's restart backoff (up to 60 s).
+    A child (--parent-pid) relies on the sink its supervisor prepared and starts; a
+    worker on its own still refuses at once an engine it cannot reach."""
+    config = tmp_path / "worker.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "gearman": [f"127.0.0.1:{free_port()}"],
+                "sink": {"url": f"elasticsearch+http://127.0.0.1:{free_port()}"},  # nothing there
+            }
+        )
+    )
+    alone = run_worker("--config", str(config), cwd=tmp_path)
+    assert alone.returncode == 2
+    [line] = alone.stderr.splitlines()
+    assert line.startswith("log-worker: error: ") and "connection refused" in line, line
+    child = spawn_worker(tmp_path, "--config", str(config), "--parent-pid", str(os.getpid()))
+    try:
+        with suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=3)
+        assert child.poll() is None, child.communicate()[1]
+        child.send_signal(signal.SIGTERM)
+        _, stderr = child.communicate(timeout=15)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0, stderr
+
+
 # --- --check-config: TLS files and the sink URL -------------------------------------------
 
 

@@ -113,7 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.check_config:
             print(f"{args.config}: ok")
             return 0
-        sink.prepare()
+        if args.parent_pid is None:
+            # A pool's child finds the sink prepared by its supervisor: one restarted
+            # while the engine is away must start and wait for it (each job does),
+            # not exit at start-up and climb the supervisor's restart backoff.
+            sink.prepare()
     except LogIndexerError as exc:
         print(f"log-worker: error: {mask_url(str(exc))}", file=sys.stderr)
         return 2
