@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import orjson
@@ -49,13 +50,15 @@ class PrebuiltNdjson(PrebuiltJson):
 
 
 class ElasticsearchSink(EngineSink):
-    def __init__(self, base_url: str, config: SinkConfig) -> None:
+    def __init__(self, hosts: Sequence[str], config: SinkConfig) -> None:
         super().__init__(config)
         options: dict[str, Any] = {
             "request_timeout": config.request_timeout,
             "verify_certs": config.verify_certs,
-            # Retries are ours (EngineSink._send), with backoff and per-item handling.
-            "max_retries": 0,
+            # Retries are ours (EngineSink._send), with backoff and per-item handling;
+            # the client's only send a request that found no node to the next one.
+            "max_retries": len(hosts) - 1,
+            "retry_on_status": (),
             "retry_on_timeout": False,
             # The compatibility mimetypes of JSON and NDJSON take these too.
             "serializers": {
@@ -69,8 +72,8 @@ class ElasticsearchSink(EngineSink):
             options["api_key"] = config.api_key
         elif config.username:
             options["basic_auth"] = (config.username, config.password or "")
-        self.base_url = base_url
-        self.client = Elasticsearch(base_url, **options)
+        self.base_url = ", ".join(hosts)  # for messages: no credentials in them
+        self.client = Elasticsearch(list(hosts), **options)
 
     def _perform(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -27,12 +28,15 @@ class OrjsonAnswers(JSONSerializer):
 
 
 class OpenSearchSink(EngineSink):
-    def __init__(self, base_url: str, config: SinkConfig) -> None:
+    def __init__(self, hosts: Sequence[str], config: SinkConfig) -> None:
         super().__init__(config)
         options: dict[str, Any] = {
             "timeout": config.request_timeout,
             "verify_certs": config.verify_certs,
-            "max_retries": 0,  # retries are ours, with backoff and per-item handling
+            # Retries are ours, with backoff and per-item handling; the client's only
+            # send a request that found no node to the next one.
+            "max_retries": len(hosts) - 1,
+            "retry_on_status": (),
             "retry_on_timeout": False,
             "serializer": OrjsonAnswers(),
         }
@@ -42,8 +46,8 @@ class OpenSearchSink(EngineSink):
             options["headers"] = {"authorization": f"ApiKey {config.api_key}"}
         elif config.username:
             options["http_auth"] = (config.username, config.password or "")
-        self.base_url = base_url
-        self.client = OpenSearch([base_url], **options)
+        self.base_url = ", ".join(hosts)  # for messages: no credentials in them
+        self.client = OpenSearch(list(hosts), **options)
 
     def _perform(
         self,
