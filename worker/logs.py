@@ -70,3 +70,8 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # gear logs every packet at INFO; only its warnings interest an operator.
     logging.getLogger("gear").setLevel(logging.WARNING)
+    # The engine clients log every request at INFO, every failed one at WARNING, and a
+    # node that cannot be reached with a traceback each time the client moves on to the
+    # next node. The sink says itself what failed and why, in one line.
+    for client in ("elastic_transport", "opensearch"):
+        logging.getLogger(client).setLevel(logging.ERROR)

@@ -39,6 +39,9 @@ class OpenSearchSink(EngineSink):
             "retry_on_status": (),
             "retry_on_timeout": False,
             "serializer": OrjsonAnswers(),
+            # One connection per request in flight (the client's default keeps one and
+            # opens, then discards, another for each concurrent request).
+            "pool_maxsize": config.concurrent_requests,
         }
         if config.ca_certs:
             options["ca_certs"] = config.ca_certs
