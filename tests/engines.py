@@ -3,7 +3,6 @@
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import tempfile
 import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,20 +33,24 @@ def run_engine_tool(
 
 
 def start_engine(
-    name: str, env: Mapping[str, str] | None = None, settings: Mapping[str, str] | None = None
+    name: str,
+    env: Mapping[str, str] | None = None,
+    settings: Mapping[str, str] | None = None,
+    nodes: int = 1,
 ) -> str:
-    """Start (or reuse) engine `name` and return its base URL.
+    """Start (or reuse) engine `name`, or its cluster of `nodes` nodes (those not
+    running), and return the base URL of its (first) node.
 
     Raises instead of skipping: a test that needs an engine must fail loudly
     when the engine cannot be started.
     """
     options = [f"--setting={key}={value}" for key, value in (settings or {}).items()]
-    result = run_engine_tool("start", name, *options, env=env)
-    url = result.stdout.strip()
-    if result.returncode != 0 or not url.startswith("http://"):
+    result = run_engine_tool("start", name, *options, f"--nodes={nodes}", env=env)
+    urls = result.stdout.split()
+    if result.returncode != 0 or len(urls) != nodes or not urls[0].startswith("http://"):
         tail = "\n".join(result.stderr.strip().splitlines()[-60:])
         raise RuntimeError(f"tools/engine start {name} failed (exit {result.returncode}):\n{tail}")
-    return url
+    return urls[0]
 
 
 # This session's part of every index name the tests write, so that sessions running at
@@ -115,25 +118,38 @@ class PrivateEngine:
 
     def kill(self) -> None:
         """SIGKILL the node's whole process group, as the kernel's OOM killer would."""
-        state = json.loads((self.run_dir / self.name / "state.json").read_text())
-        os.killpg(int(state["pgid"]), signal.SIGKILL)
+        kill_node(self.name, self.env, 0)
 
 
-def free_port_pair() -> int:
-    """A free HTTP port whose transport port (+100, see tools/engine) is free too."""
+def kill_node(name: str, env: Mapping[str, str], node: int) -> None:
+    result = run_engine_tool("kill", name, f"--node={node}", env=env, timeout=60)
+    if result.returncode != 0:
+        raise RuntimeError(f"tools/engine kill {name} failed: {result.stderr.strip()}")
+
+
+def free_ports(offsets: Sequence[int]) -> int:
+    """A port P with P + offset free for every offset (tools/engine's node K of a
+    cluster listens on P+K and P+100+K, a single node on P and P+100)."""
     for _ in range(50):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = int(probe.getsockname()[1])
-        if port + 100 > 65535:
+        if port + max(offsets) > 65535:
             continue
-        with socket.socket() as other:
-            try:
-                other.bind(("127.0.0.1", port + 100))
-            except OSError:
-                continue
+        try:
+            with ExitStack() as held:
+                for offset in offsets:
+                    other = held.enter_context(socket.socket())
+                    other.bind(("127.0.0.1", port + offset))
+        except OSError:
+            continue
         return port
-    raise RuntimeError("no free port pair for a private engine")
+    raise RuntimeError(f"no free ports at offsets {list(offsets)} for a private engine")
+
+
+def free_port_pair() -> int:
+    """A free HTTP port whose transport port (+100, see tools/engine) is free too."""
+    return free_ports((0, 100))
 
 
 @contextmanager
@@ -149,4 +165,41 @@ def private_engine(name: str, settings: Mapping[str, str] | None = None) -> Iter
         yield engine
     finally:
         run_engine_tool("stop", name, env=env, timeout=120)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@dataclass
+class PrivateCluster:
+    """A cluster of its own (tools/engine start --nodes N) for a test that kills a node
+    of it: node K (1..N) at urls[K - 1]. Each node keeps its data across kill/start."""
+
+    name: str
+    urls: list[str]
+    run_dir: Path
+    env: dict[str, str]
+
+    def kill(self, node: int) -> None:
+        """SIGKILL node `node`'s whole process group."""
+        kill_node(self.name, self.env, node)
+
+    def start(self) -> None:
+        """Start the killed nodes again (tools/engine starts whichever nodes of the
+        cluster are not running) and wait until all N are in the cluster."""
+        start_engine(self.name, self.env, nodes=len(self.urls))
+
+
+@contextmanager
+def private_cluster(name: str, nodes: int) -> Iterator[PrivateCluster]:
+    """Start a private cluster of `nodes` nodes of engine `name`, stop and remove it
+    afterwards."""
+    run_dir = Path(tempfile.mkdtemp(prefix=f"private-{name}-cluster-", dir="/var/tmp"))
+    port = free_ports([k for node in range(1, nodes + 1) for k in (node, node + 100)])
+    env = {"ENGINE_RUN_DIR": str(run_dir), PORT_ENV[name]: str(port)}
+    urls = [f"http://127.0.0.1:{port + node}" for node in range(1, nodes + 1)]
+    cluster = PrivateCluster(name, urls, run_dir, env)
+    try:
+        start_engine(name, env, nodes=nodes)
+        yield cluster
+    finally:
+        run_engine_tool("stop", name, env=env, timeout=180)
         shutil.rmtree(run_dir, ignore_errors=True)

@@ -84,6 +84,12 @@ def test_partial_section_keeps_other_defaults() -> None:
     assert config.sink == SinkConfig()
 
 
+@pytest.mark.parametrize(("value", "expected"), [(None, None), (0, 0), (1, 1), (2, 2)])
+def test_sink_replicas_is_a_count_or_unset(value: int | None, expected: int | None) -> None:
+    assert SinkConfig().replicas is None  # the template's own setting
+    assert parse_config({"sink": {"replicas": value}}).sink.replicas == expected
+
+
 def test_single_string_is_accepted_as_a_one_item_list() -> None:
     config = parse_config({"gearman": "gearman.example.org:4730"})
     assert config.gearman == ("gearman.example.org:4730",)
@@ -153,6 +159,10 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
         ({"sink": {"backoff": 0}}, "sink.backoff", "positive number"),
         ({"sink": {"max_backoff": -1}}, "sink.max_backoff", "positive number"),
         ({"sink": {"max_retries": 5}}, "sink.max_retries", "no longer used"),
+        ({"sink": {"replicas": -1}}, "sink.replicas", "non-negative number"),
+        ({"sink": {"replicas": 1.5}}, "sink.replicas", "whole number"),
+        ({"sink": {"replicas": "1"}}, "sink.replicas", "non-negative number"),
+        ({"sink": {"replicas": True}}, "sink.replicas", "non-negative number"),
         ({"gearman": ["h:0"]}, "gearman", "is not HOST:PORT"),
         ({"gearman": ["h:65536"]}, "gearman", "is not HOST:PORT"),
         ({"sink": {"url": "elasticsearch://h:9200"}}, "sink.url", "missing +http or +https"),
@@ -361,6 +371,17 @@ def test_malformed_yaml_is_one_line_naming_file_line_and_column(
             SinkURL("elasticsearch", "https://search:9200", "indexer", "p@ss"),
         ),
         ("opensearch+http://TOKEN@[::1]:9200", SinkURL("opensearch", "http://[::1]:9200", "TOKEN")),
+        # The nodes of one cluster: one set of credentials, the path on each of them.
+        (
+            "elasticsearch+https://indexer:p%40ss@n1:9200,n2:9201,[::1]:9202/proxy/",
+            SinkURL(
+                "elasticsearch",
+                "https://n1:9200/proxy",
+                "indexer",
+                "p@ss",
+                ("https://n2:9201/proxy", "https://[::1]:9202/proxy"),
+            ),
+        ),
     ],
 )
 def test_sink_urls_are_taken_apart_with_the_credentials_out_of_the_target(
@@ -405,6 +426,10 @@ BAD_SINK_URLS = [
     ("sqlite::memory:", "an in-memory database is not shared"),
     ("sqlite+http://h:1", "sqlite takes a path"),
     ("elasticsearch+http://indexer:hunter2@search:x", "port 'x' is not a number"),
+    ("elasticsearch+http://n1:9200,n2", "host 'n2': no port"),
+    ("opensearch+http://n1:9200,,n3:9200", "host '': no host"),
+    ("opensearch+http://n1:9200,n2:0", "host 'n2:0': port 0 is not a port to connect to"),
+    ("elasticsearch+http://indexer:hunter2@n1:9200,n2:x", "host 'n2:x': port 'x' is not"),
 ]
 PASSWORD = "hunter2"  # in the last URL: never printed
 

@@ -1,6 +1,7 @@
 import json
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,3 +81,20 @@ def test_a_malformed_setting_is_one_line_and_exit_1() -> None:
     assert result.stderr.strip().splitlines() == [
         "engine: error: --setting 'no-equals-sign': expected KEY=VALUE, KEY a dotted setting name"
     ]
+
+
+@pytest.mark.parametrize("nodes", ["0", "10"])
+def test_a_cluster_size_out_of_range_is_one_line_and_exit_1(nodes: str) -> None:
+    result = run_engine_tool("start", "opensearch", "--nodes", nodes)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"engine: error: --nodes {nodes}: expected 1 to 9"
+    ]
+
+
+def test_killing_a_node_that_does_not_run_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    result = run_engine_tool(
+        "kill", "opensearch", "--node", "2", env={"ENGINE_RUN_DIR": str(tmp_path)}
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["engine: error: opensearch node 2 is not running"]

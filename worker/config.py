@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import yaml
 
@@ -30,6 +30,11 @@ POSITIVE: Mapping[str, bool] = {"positive": True}
 
 def _positive(default: float) -> Any:
     return field(default=default, metadata=POSITIVE)
+
+
+# A whole number that may also be left unset (None): `_build` takes its type from here,
+# as None says nothing of it.
+OPTIONAL_COUNT: Mapping[str, bool] = {"optional_count": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,10 @@ class SinkConfig:
     backoff: float = _positive(0.5)
     max_backoff: float = _positive(30.0)
     request_timeout: float = _positive(120.0)
+    # Copies of each shard besides its primary, for the log indices (in the installed
+    # template) and the build index; unset, the template's own setting (0) and 0. On a
+    # cluster, 1 keeps every document and build record through the loss of a node.
+    replicas: int | None = field(default=None, metadata=OPTIONAL_COUNT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +165,8 @@ def _build(cls: type[T], raw: Any, where: str, env: Mapping[str, str]) -> T:
         default = getattr(cls(), name)  # dataclass defaults give the expected type
         if is_dataclass(default):
             values[name] = _build(type(default), value, key, env)
+        elif "optional_count" in known[name].metadata:
+            values[name] = None if value is None else _number(value, key, 0, positive=False)
         elif isinstance(default, tuple):
             if isinstance(value, str):
                 value = [value]
@@ -298,12 +309,19 @@ SINK_URL_FORMS = "sqlite:PATH, elasticsearch+http(s)://HOST:PORT or opensearch+h
 
 @dataclass(frozen=True, slots=True)
 class SinkURL:
-    """A sink URL taken apart: `sqlite:PATH` or `KIND+http(s)://[USER:PASSWORD@]HOST:PORT`."""
+    """A sink URL taken apart: `sqlite:PATH` or
+    `KIND+http(s)://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...][/PATH]`: several nodes of
+    one cluster, which the engine's client fails over between."""
 
     kind: str  # one of SINK_KINDS
     target: str  # the SQLite path (~ expanded), or the engine's http(s) URL without credentials
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    others: tuple[str, ...] = ()  # the URLs of the cluster's further nodes, as `target`
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return (self.target, *self.others)
 
 
 def parse_sink_url(url: str) -> SinkURL:
@@ -336,22 +354,34 @@ def parse_sink_url(url: str) -> SinkURL:
     if not rest.startswith("//"):
         raise problem("no //HOST:PORT")
     parts = urlsplit(url.partition("+")[2])
-    if not parts.hostname:
-        raise problem("no host")
-    try:
-        port = parts.port
-    except ValueError:
-        port_text = parts.netloc.rpartition("@")[2].rpartition(":")[2]
-        raise problem(f"port {port_text!r} is not a number from 1 to 65535") from None
-    if port is None:
-        raise problem("no port")
-    if port == 0:
-        raise problem("port 0 is not a port to connect to")
-    host = parts.netloc.rpartition("@")[2]
-    target = parts._replace(netloc=host).geturl().rstrip("/")
+    hosts = parts.netloc.rpartition("@")[2].split(",")
+    targets = []
+    for host in hosts:
+        node = parts._replace(netloc=host)
+        try:
+            targets.append(_node_url(node))
+        except ConfigError as exc:
+            raise problem(f"host {host!r}: {exc}" if len(hosts) > 1 else str(exc)) from None
     username = None if parts.username is None else unquote(parts.username)
     password = None if parts.password is None else unquote(parts.password)
-    return SinkURL(kind, target, username, password)
+    return SinkURL(kind, targets[0], username, password, tuple(targets[1:]))
+
+
+def _node_url(node: SplitResult) -> str:
+    """One engine node's URL (no credentials), which must have a host and a port; the
+    ConfigError says what is wrong, for parse_sink_url to name the URL."""
+    if not node.hostname:
+        raise ConfigError("no host")
+    try:
+        port = node.port
+    except ValueError:
+        port_text = node.netloc.rpartition(":")[2]
+        raise ConfigError(f"port {port_text!r} is not a number from 1 to 65535") from None
+    if port is None:
+        raise ConfigError("no port")
+    if port == 0:
+        raise ConfigError("port 0 is not a port to connect to")
+    return node.geturl().rstrip("/")
 
 
 def load_yaml(path: str | Path) -> Any:

@@ -293,13 +293,43 @@ def test_read_items_other_action_names_and_string_errors() -> None:
         "errors": True,
         "items": [
             {"create": {"_index": "i", "_id": "a", "status": 201}},
-            {"create": {"_index": "i", "_id": "b", "status": 503, "error": "unavailable"}},
+            {"create": {"_index": "i", "_id": "b", "status": 500, "error": "broken"}},
             {"update": {"_index": "i", "_id": "c", "status": 429, "error": REJECTED}},
         ],
     }
     outcome = read_items(response, ["a", "b", "c"])
     assert outcome.retry == [2]
-    assert outcome.failed == [(1, "b: unavailable")]
+    assert outcome.failed == [(1, "b: broken")]
+
+
+# An item whose shard lost its primary's node, shaped as Elasticsearch's answer once the
+# bulk's one-minute timeout has passed with no copy of the shard to promote.
+UNAVAILABLE = {
+    "type": "unavailable_shards_exception",
+    "reason": "[logstash-2024.01.01][0] primary shard is not active Timeout: [1m], "
+    "request: [BulkShardRequest [[logstash-2024.01.01][0]] containing [500] requests]",
+}
+NO_MASTER = {
+    "type": "cluster_block_exception",
+    "reason": "blocked by: [SERVICE_UNAVAILABLE/2/no master];",
+}
+
+
+def test_read_items_sends_again_what_a_lost_node_or_a_lost_master_held_up() -> None:
+    response = {
+        "errors": True,
+        "items": [
+            {"index": {"status": 503, "error": UNAVAILABLE}},
+            {"index": {"status": 201}},
+            {"index": {"status": 503, "error": NO_MASTER}},
+            {"index": {"status": 502, "error": "bad gateway"}},
+            {"index": {"status": 504, "error": "gateway timeout"}},
+            {"index": {"status": 400, "error": MAPPING}},
+        ],
+    }
+    outcome = read_items(response, ["a", "b", "c", "d", "e", "f"])
+    assert outcome.retry == [0, 2, 3, 4]
+    assert [position for position, _ in outcome.failed] == [5]
 
 
 def test_read_items_of_an_answer_cut_to_status_and_error() -> None:

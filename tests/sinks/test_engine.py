@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import re
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from tests.engines import build_index_for, index_prefix
+from tests.httpserver import free_port
 from tests.paths import CORPUS
 from tests.sinks.test_sqlite import CONTEXT_HITS, context_documents
 from tests.sinks.test_sqlite_query import search_cli
@@ -69,6 +72,51 @@ def test_template_installed_when_missing(engine: tuple[EngineSink, str]) -> None
         templates = orjson.loads(answer.read())["index_templates"]
     patterns = templates[0]["index_template"]["index_patterns"]
     assert patterns == [f"{sink.config.index_prefix}*"]
+
+
+def get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        body: dict[str, Any] = orjson.loads(answer.read())
+    return body
+
+
+def test_sink_replicas_goes_into_the_template_and_the_build_index(
+    engine: tuple[EngineSink, str],
+) -> None:
+    sink, base = engine
+    build_index = build_index_for(sink.config.index_prefix)
+    sink.config = replace(sink.config, replicas=1, build_index=build_index)
+    sink.prepare()
+    name = template_name(sink.config.index_prefix)
+    (template,) = get_json(f"{base}/_index_template/{name}")["index_templates"]
+    assert template["index_template"]["template"]["settings"]["index"]["number_of_replicas"] == "1"
+    settings = get_json(f"{base}/{build_index}/_settings")[build_index]["settings"]["index"]
+    assert settings["number_of_replicas"] == "1"
+
+
+def test_a_url_of_several_nodes_goes_on_to_the_next_when_one_is_unreachable(
+    engine: tuple[EngineSink, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first node refuses connections; every request that reached it was carried to
+    the live one by the client: the sink's own retries (which log the first failure at
+    WARNING) never ran."""
+    sink, base = engine
+    kind = sink.config.url.partition("+")[0]
+    url = f"{kind}+http://127.0.0.1:{free_port()},{base.removeprefix('http://')}"
+    config = replace(sink.config, url=url)
+    several = open_sink(url, config)
+    caplog.set_level(logging.DEBUG, logger="worker.sinks.retry")
+    try:
+        several.prepare()
+        events = oslo_events(900)
+        # Several requests, so that the client's turn comes round to the dead node.
+        result = several.write(build_documents(events, JOB, config.index_prefix))
+        assert (result.indexed, result.failed) == (len(events), 0)
+        several.refresh()
+        assert several.count() == len(events)
+        assert [r.getMessage() for r in caplog.records if r.name == "worker.sinks.retry"] == []
+    finally:
+        several.close()
 
 
 def test_write_twice_keeps_count_and_refusals_are_counted(engine: tuple[EngineSink, str]) -> None:

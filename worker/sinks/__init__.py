@@ -33,7 +33,7 @@ def _engine(module_name: str, class_name: str) -> Callable[[SinkURL, SinkConfig]
                 )
             config = dataclasses.replace(config, username=url.username, password=url.password)
         try:
-            sink: Sink = getattr(import_module(module_name), class_name)(url.target, config)
+            sink: Sink = getattr(import_module(module_name), class_name)(url.targets, config)
         except ValueError as exc:  # the engine clients' word for a URL they cannot use
             raise ConfigError(f"sink URL {mask_url(config.url)!r}: {mask_url(str(exc))}") from None
         return sink

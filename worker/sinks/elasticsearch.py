@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import orjson
@@ -27,8 +28,9 @@ NDJSON_HEADERS = {
 }
 
 
-# The client logs every failed request at WARNING, a traceback with it, and every 404
-# we ask for on purpose: an outage would be a line per attempt. The sink's RetryPolicy
+# The client logs every failed request at WARNING, a traceback with it (each time it
+# moves on to the next node, too), and every 404 we ask for on purpose: an outage
+# would be a line per attempt. The sink's RetryPolicy
 # says it once (worker/sinks/retry.py); errors reach the sink as exceptions anyway.
 logging.getLogger("elastic_transport").setLevel(logging.ERROR)
 
@@ -59,14 +61,16 @@ class PrebuiltNdjson(PrebuiltJson):
 class ElasticsearchSink(EngineSink):
     KIND = "elasticsearch"
 
-    def __init__(self, base_url: str, config: SinkConfig) -> None:
-        super().__init__(base_url, config)
+    def __init__(self, hosts: Sequence[str], config: SinkConfig) -> None:
+        super().__init__(", ".join(hosts), config)
         options: dict[str, Any] = {
             "request_timeout": config.request_timeout,
             "verify_certs": config.verify_certs,
             # Retries are ours (worker/sinks/retry.py), with jittered backoff, an outage
-            # budget and per-item handling.
-            "max_retries": 0,
+            # budget and per-item handling; the client's only send a request that found
+            # no node to the next one.
+            "max_retries": len(hosts) - 1,
+            "retry_on_status": (),
             "retry_on_timeout": False,
             # The compatibility mimetypes of JSON and NDJSON take these too.
             "serializers": {
@@ -80,7 +84,7 @@ class ElasticsearchSink(EngineSink):
             options["api_key"] = config.api_key
         elif config.username:
             options["basic_auth"] = (config.username, config.password or "")
-        self.client = Elasticsearch(base_url, **options)
+        self.client = Elasticsearch(list(hosts), **options)
 
     def _perform(
         self,

@@ -114,7 +114,7 @@ class EngineSink:
         quick = self.interactive
         if self._request("GET", f"/_index_template/{name}", policy=quick).status == 200:
             return
-        template = index_template(self.config.index_prefix)
+        template = index_template(self.config.index_prefix, self.config.replicas)
         put = self._request("PUT", f"/_index_template/{name}", orjson.dumps(template), policy=quick)
         if put.status >= 300:
             raise SinkError(
@@ -127,7 +127,7 @@ class EngineSink:
         if self._request("GET", f"/{index}/_mapping", policy=self.interactive).status == 200:
             return
         body = {
-            "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+            "settings": {"number_of_shards": 1, "number_of_replicas": self.config.replicas or 0},
             "mappings": {
                 "dynamic_templates": [
                     {
@@ -527,7 +527,10 @@ def reason(body: Any) -> str:
     return one_line(str(body), 300)
 
 
-def index_template(prefix: str) -> dict[str, Any]:
+def index_template(prefix: str, replicas: int | None = None) -> dict[str, Any]:
+    """The shipped template for `prefix`, with `replicas` (sink.replicas) if set."""
     template: dict[str, Any] = orjson.loads(resource_path("index-template.json").read_bytes())
     template["index_patterns"] = [f"{prefix}*"]
+    if replicas is not None:
+        template["template"]["settings"]["number_of_replicas"] = replicas
     return template

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -15,8 +16,9 @@ from worker.config import SinkConfig
 from worker.sinks.engine import EngineSink
 from worker.sinks.retry import EngineUnavailable, no_answer
 
-# The client logs every failed request at WARNING, a traceback with it, and every 404
-# we ask for on purpose: an outage would be a line per attempt. The sink's RetryPolicy
+# The client logs every failed request at WARNING, a traceback with it (each time it
+# moves on to the next node, too), and every 404 we ask for on purpose: an outage
+# would be a line per attempt. The sink's RetryPolicy
 # says it once (worker/sinks/retry.py); errors reach the sink as exceptions anyway.
 logging.getLogger("opensearch").setLevel(logging.ERROR)
 
@@ -36,12 +38,15 @@ class OrjsonAnswers(JSONSerializer):
 class OpenSearchSink(EngineSink):
     KIND = "opensearch"
 
-    def __init__(self, base_url: str, config: SinkConfig) -> None:
-        super().__init__(base_url, config)
+    def __init__(self, hosts: Sequence[str], config: SinkConfig) -> None:
+        super().__init__(", ".join(hosts), config)
         options: dict[str, Any] = {
             "timeout": config.request_timeout,
             "verify_certs": config.verify_certs,
-            "max_retries": 0,  # retries are ours (worker/sinks/retry.py)
+            # Retries are ours (worker/sinks/retry.py); the client's only send a request
+            # that found no node to the next one.
+            "max_retries": len(hosts) - 1,
+            "retry_on_status": (),
             "retry_on_timeout": False,
             "serializer": OrjsonAnswers(),
             # A connection for each bulk sender, the thread building chunks and the
@@ -54,7 +59,7 @@ class OpenSearchSink(EngineSink):
             options["headers"] = {"authorization": f"ApiKey {config.api_key}"}
         elif config.username:
             options["http_auth"] = (config.username, config.password or "")
-        self.client = OpenSearch([base_url], **options)
+        self.client = OpenSearch(list(hosts), **options)
 
     def _perform(
         self,
