@@ -329,6 +329,15 @@ class LogWorker:
         """Record the file's outcome; the build's last file writes the build summary."""
         if job.build is None or not job.fields.get("build_uuid"):
             return
+        if summary is not None and summary.replaced_by_newer_run:
+            # Its counts are of documents the newer run has replaced; that run's outcome,
+            # recorded or to come, is the file's.
+            log.info(
+                "%s: a newer run of the file owns it; its outcome is that run's",
+                summary.source_url,
+                extra={"source_url": summary.source_url},
+            )
+            return
         try:
             outcomes = self.sink.record_file(file_outcome(job, summary, error))
             run = completed_run(job, outcomes)

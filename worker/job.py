@@ -265,6 +265,10 @@ class JobSummary:
     length_verified: bool = True
     seconds: float = 0.0
     format: str = ""
+    # Another, newer run of the file (a job resubmitted, or run again by a restarted
+    # gearmand while this one still ran) wrote it and owns it: its outcome is the one
+    # to record, not this run's.
+    replaced_by_newer_run: bool = False
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))

@@ -31,7 +31,7 @@ from worker.documents import Document, FileRun
 from worker.errors import FetchError, JobError, SinkError
 from worker.health import Health, SinkProbe, assess
 from worker.job import Job, JobSummary
-from worker.sinks.base import SearchResult, Sink, WriteResult
+from worker.sinks.base import Replaced, SearchResult, Sink, WriteResult
 
 PREFIX = "log_indexer_"
 GEARMAN_CONNECTIONS = PREFIX + "gearman_connections"
@@ -187,7 +187,7 @@ class InstrumentedSink:
     def begin_file(self, run: FileRun) -> FileRun:
         return self.sink.begin_file(run)
 
-    def replace_file(self, run: FileRun, written: WriteResult) -> int:
+    def replace_file(self, run: FileRun, written: WriteResult) -> Replaced:
         return self.sink.replace_file(run, written)
 
     def discard_file(self, run: FileRun) -> int:

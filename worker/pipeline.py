@@ -158,7 +158,7 @@ def replacing(
     written = WriteResult()
     try:
         yield written
-        sink.replace_file(run, written)
+        summary.replaced_by_newer_run = sink.replace_file(run, written).by_newer_run
     except Exception as exc:
         # A run that failed before its first document has changed nothing: the file's
         # previous documents, if any, stay as they were.

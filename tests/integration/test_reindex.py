@@ -248,10 +248,13 @@ def test_an_older_run_finishing_last_leaves_the_newer_runs_documents(
     job, older, newer = two_runs(target, logs)
     # The newer run writes and finishes first, then the older one writes its other
     # grouping: lines 1 and 8 are the newer run's already, 3, 5 and 7 are new ids.
-    target.sink.replace_file(newer, write_run(target, job, newer.generation, 500))
+    assert not target.sink.replace_file(
+        newer, write_run(target, job, newer.generation, 500)
+    ).by_newer_run
     late = write_run(target, job, older.generation, 2)
     assert (late.indexed, late.superseded) == (3, 2)
-    target.sink.replace_file(older, late)
+    # The older run learns that its outcome is not the file's (its 3 documents went).
+    assert target.sink.replace_file(older, late).by_newer_run
     assert_grouped_as(target.sink, 500)
 
 
@@ -259,8 +262,8 @@ def test_a_newer_run_finishing_last_leaves_its_documents(target: Target, logs: L
     job, older, newer = two_runs(target, logs)
     older_written = write_run(target, job, older.generation, 2)
     newer_written = write_run(target, job, newer.generation, 500)
-    target.sink.replace_file(older, older_written)
-    target.sink.replace_file(newer, newer_written)
+    assert target.sink.replace_file(older, older_written).by_newer_run
+    assert not target.sink.replace_file(newer, newer_written).by_newer_run
     assert_grouped_as(target.sink, 500)
 
 

@@ -34,6 +34,16 @@ class WriteResult:
                 self.errors.append(reason)
 
 
+@dataclass(frozen=True, slots=True)
+class Replaced:
+    """What replacing a file's documents by a run's did."""
+
+    removed: int  # documents of other runs removed
+    # A newer run of the file had written it, and owns it: this run's documents were
+    # removed too, and its outcome is the newer run's to record.
+    by_newer_run: bool = False
+
+
 @dataclass(slots=True)
 class SearchResult:
     total: int
@@ -83,10 +93,10 @@ class Sink(Protocol):
         what it learnt, e.g. that no other run of the file had started)."""
         ...
 
-    def replace_file(self, run: FileRun, written: WriteResult) -> int:
+    def replace_file(self, run: FileRun, written: WriteResult) -> Replaced:
         """After `run` wrote all of its file's documents (`written` says how it went):
         remove the file's documents of older runs, and of this run too if a newer run
-        has written the file; returns how many were removed. Raises SinkError when the
+        has written the file; says which, and how many were removed. Raises SinkError when the
         run's documents are no longer all there (see `check_complete`): the caller then
         discards the run."""
         ...

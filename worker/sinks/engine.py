@@ -27,7 +27,7 @@ from worker.documents import (
 from worker.errors import QueryError, SinkError, one_line
 from worker.redact import mask_url
 from worker.resources import resource_path
-from worker.sinks.base import SearchResult, WriteResult, check_complete
+from worker.sinks.base import Replaced, SearchResult, WriteResult, check_complete
 from worker.sinks.bulk import Chunk, chunk_documents, read_items
 from worker.sinks.engine_errors import describe
 from worker.sinks.pressure import InFlight
@@ -298,9 +298,9 @@ class EngineSink:
         first = not put.repeated and int(put.body.get("_version", 0)) == 1
         return replace(run, first=first)
 
-    def replace_file(self, run: FileRun, written: WriteResult) -> int:
+    def replace_file(self, run: FileRun, written: WriteResult) -> Replaced:
         if run.first and self._alone(run):
-            return 0
+            return Replaced(0)
         # Searches see only refreshed documents: older runs' may be recent.
         removed = self._delete_matching(
             self._of_file(run, {"bool": {"must_not": _from_generation("gte", run)}}),
@@ -311,12 +311,13 @@ class EngineSink:
             # A newer run has written the file: it owns it, and its documents of the
             # same ids are already in place (versions), so this run's others go.
             own = self._of_file(run, {"term": {GENERATION_FIELD: run.generation}})
-            return removed + self._delete_matching(
+            own_removed = self._delete_matching(
                 own, run.filename, version=(run.generation, "external_gte")
             )
+            return Replaced(removed + own_removed, by_newer_run=True)
         left = self._count_of(self._of_file(run, {"term": {GENERATION_FIELD: run.generation}}))
         check_complete(run, written, left)
-        return removed
+        return Replaced(removed)
 
     def discard_file(self, run: FileRun) -> int:
         query = self._of_file(run, {"bool": {"must_not": _from_generation("gt", run)}})

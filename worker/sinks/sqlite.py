@@ -19,7 +19,7 @@ import orjson
 from worker.config import SinkConfig, parse_sink_url
 from worker.documents import Document, FileRun
 from worker.errors import ConfigError, QueryError, SinkError
-from worker.sinks.base import SearchResult, WriteResult, check_complete
+from worker.sinks.base import Replaced, SearchResult, WriteResult, check_complete
 from worker.sinks.query_depth import MAX_QUERY_DEPTH
 from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS, translate
 
@@ -442,7 +442,7 @@ class SqliteSink:
         # Nothing to note: replace_file works in one transaction, which sees every commit.
         return run
 
-    def replace_file(self, run: FileRun, written: WriteResult) -> int:
+    def replace_file(self, run: FileRun, written: WriteResult) -> Replaced:
         bounds = (f"{run.key}-", f"{run.key}.")
         try:
             with self._writing() as connection:
@@ -457,7 +457,7 @@ class SqliteSink:
                 if not newer:
                     check_complete(run, written, left)
                     if not older:
-                        return 0
+                        return Replaced(0)
                 # A newer run that has written the file owns it (see EngineSink): this
                 # run's documents go too.
                 stale = "<=" if newer else "<"
@@ -466,7 +466,7 @@ class SqliteSink:
                     f" AND (generation IS NULL OR generation {stale} ?)",
                     (*bounds, run.generation),
                 ).rowcount
-                return int(removed)
+                return Replaced(int(removed), by_newer_run=bool(newer))
         except sqlite3.Error as exc:
             raise SinkError(
                 f"{self.path}: replacing the documents of {run.filename} failed: {exc}"
