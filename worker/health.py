@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from worker.errors import LogIndexerError, one_line
 from worker.redact import mask_url
-from worker.sinks.base import Sink
+from worker.sinks.base import BuildRecorder
 
 SINK_PROBE_SECONDS = 10.0
 SINK_FRESH_SECONDS = 30.0
@@ -66,7 +66,7 @@ class SinkProbe:
     """Checks the sink every `interval` seconds in a thread of its own (sinks are safe
     for several threads), so that /healthz answers at once from the last result."""
 
-    def __init__(self, sink: Sink, interval: float = SINK_PROBE_SECONDS) -> None:
+    def __init__(self, sink: BuildRecorder, interval: float = SINK_PROBE_SECONDS) -> None:
         self.sink = sink
         self.interval = interval
         self.state = SinkState()

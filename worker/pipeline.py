@@ -24,7 +24,7 @@ from worker.formats import choose_format
 from worker.formats.base import ParseContext
 from worker.job import Job, JobSummary
 from worker.redact import Redactor, mask_url
-from worker.sinks.base import Sink, WriteResult
+from worker.sinks.base import DocumentWriter, WriteResult
 
 SNIFF_LINES = 50
 T = TypeVar("T")
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def run_job(
-    job: Job, config: WorkerConfig, sink: Sink, interrupt: Interrupt | None = None
+    job: Job, config: WorkerConfig, sink: DocumentWriter, interrupt: Interrupt | None = None
 ) -> JobSummary:
     """Index the job's file. A body the log server broke off mid-transfer is read again
     from the start, up to fetch.reread_attempts times, each read a new run of the file
@@ -69,7 +69,7 @@ def run_job(
 def read_file(
     job: Job,
     config: WorkerConfig,
-    sink: Sink,
+    sink: DocumentWriter,
     interrupt: Interrupt | None = None,
     *,
     keep_on_break: bool = False,
@@ -150,7 +150,7 @@ def redacted_job(job: Job, config: WorkerConfig) -> Job:
 
 @contextmanager
 def replacing(
-    sink: Sink, run: FileRun, summary: JobSummary, keep: tuple[type[Exception], ...] = ()
+    sink: DocumentWriter, run: FileRun, summary: JobSummary, keep: tuple[type[Exception], ...] = ()
 ) -> Iterator[WriteResult]:
     """Around a run's writing, whose outcome goes in the WriteResult yielded: then the
     run's documents replace all of the file's; if the run fails, none stays, unless it
@@ -167,7 +167,7 @@ def replacing(
         raise
 
 
-def discard(sink: Sink, run: FileRun, error: Exception) -> None:
+def discard(sink: DocumentWriter, run: FileRun, error: Exception) -> None:
     """Remove a failed run's documents, and its file's older ones it may have
     overwritten part of; the job fails with `error` either way."""
     try:

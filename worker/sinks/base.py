@@ -62,8 +62,8 @@ def check_complete(run: FileRun, written: WriteResult, left: int) -> None:
         )
 
 
-class Sink(Protocol):
-    """Where documents go. Implementations: sqlite, elasticsearch, opensearch."""
+class DocumentWriter(Protocol):
+    """The writing side of a sink: documents in, per-file replacement of older runs."""
 
     def prepare(self) -> None:
         """Create what must exist before writing (index template, tables). Idempotent."""
@@ -74,12 +74,6 @@ class Sink(Protocol):
 
     def refresh(self) -> None:
         """Make everything written so far visible to search."""
-
-    def search(self, query: str, size: int = 10) -> SearchResult:
-        """Run a Lucene query_string query (on SQLite: the subset er-queries use)."""
-        ...
-
-    def count(self, query: str = "*") -> int: ...
 
     def delete_file(self, build_uuid: str, filename: str) -> int:
         """Remove every document of one file of one build; returns how many."""
@@ -96,15 +90,21 @@ class Sink(Protocol):
     def replace_file(self, run: FileRun, written: WriteResult) -> Replaced:
         """After `run` wrote all of its file's documents (`written` says how it went):
         remove the file's documents of older runs, and of this run too if a newer run
-        has written the file; says which, and how many were removed. Raises SinkError when the
-        run's documents are no longer all there (see `check_complete`): the caller then
-        discards the run."""
+        has written the file; says which, and how many were removed. Raises SinkError
+        when the run's documents are no longer all there (see `check_complete`): the
+        caller then discards the run."""
         ...
 
     def discard_file(self, run: FileRun) -> int:
         """After `run` failed: remove the file's documents of this run and of older
         runs, so that no partial file stays searchable; returns how many."""
         ...
+
+    def close(self) -> None: ...
+
+
+class BuildRecorder(Protocol):
+    """Build outcomes: each file's, and the summary of a build whose files all have one."""
 
     def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
         """Store one file's outcome (keyed by build_uuid and filename, so a re-run
@@ -119,3 +119,20 @@ class Sink(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class Searcher(Protocol):
+    """The query side of a sink."""
+
+    def search(self, query: str, size: int = 10) -> SearchResult:
+        """Run a Lucene query_string query (on SQLite: the subset er-queries use)."""
+        ...
+
+    def count(self, query: str = "*") -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Sink(DocumentWriter, BuildRecorder, Searcher, Protocol):
+    """One store in its three roles (what each sink module implements: sqlite,
+    elasticsearch, opensearch); code that needs one role takes that role's type."""
