@@ -295,11 +295,19 @@ def test_sigterm_stops_a_worker_whose_gearman_server_is_not_up(tmp_path: Path) -
             }
         )
     )
-    process = spawn_worker(tmp_path, "--config", str(config))
+    # Let it get past start-up and into waiting for a server, then ask it to stop.
+    returncode, stderr = still_running_then_sigterm(
+        spawn_worker(tmp_path, "--config", str(config)), after=1.5
+    )
+    assert returncode == 0, stderr
+
+
+def still_running_then_sigterm(process: subprocess.Popen[str], after: float) -> tuple[int, str]:
+    """Assert `process` still runs `after` seconds on, then SIGTERM it: its exit status
+    and stderr."""
     try:
-        # Let it get past start-up and into waiting for a server, then ask it to stop.
         with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=1.5)
+            process.wait(timeout=after)
         assert process.poll() is None, process.communicate()[1]
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
@@ -307,7 +315,7 @@ def test_sigterm_stops_a_worker_whose_gearman_server_is_not_up(tmp_path: Path) -
         if process.poll() is None:
             process.kill()
             process.communicate()
-    assert process.returncode == 0, stderr
+    return process.returncode, stderr
 
 
 def test_a_pool_child_starts_while_its_engine_is_away_and_a_lone_worker_says_so(
@@ -331,17 +339,8 @@ def test_a_pool_child_starts_while_its_engine_is_away_and_a_lone_worker_says_so(
     [line] = alone.stderr.splitlines()
     assert line.startswith("log-worker: error: ") and "connection refused" in line, line
     child = spawn_worker(tmp_path, "--config", str(config), "--parent-pid", str(os.getpid()))
-    try:
-        with suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=3)
-        assert child.poll() is None, child.communicate()[1]
-        child.send_signal(signal.SIGTERM)
-        _, stderr = child.communicate(timeout=15)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
-    assert child.returncode == 0, stderr
+    returncode, stderr = still_running_then_sigterm(child, after=3)
+    assert returncode == 0, stderr
 
 
 # --- --check-config: TLS files and the sink URL -------------------------------------------
