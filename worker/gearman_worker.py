@@ -22,6 +22,7 @@ from worker.metrics import InstrumentedSink, JobMetrics, default_metrics
 from worker.pipeline import run_job
 from worker.redact import mask_url
 from worker.sinks.base import Sink
+from worker.sinks.retry import wait_ceiling
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ class LogWorker:
         """Hold job `handle` until the sink answers again: True then, False if the
         worker is asked to stop first."""
         away = time.monotonic()
-        delay = SINK_CHECK_FIRST
+        checks = 0
         log.warning(
             "job %s held until the sink answers again: %s",
             handle,
@@ -288,8 +289,9 @@ class LogWorker:
                     extra={"handle": handle, "down_seconds": round(down, 3)},
                 )
                 return True
-            self._stopping.wait(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, SINK_CHECK_MAX)
+            checks += 1
+            ceiling = wait_ceiling(checks, SINK_CHECK_FIRST, SINK_CHECK_MAX)
+            self._stopping.wait(ceiling * random.uniform(0.5, 1.0))
         return False
 
     def _sink_answers(self) -> bool:

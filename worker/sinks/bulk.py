@@ -14,6 +14,7 @@ import orjson
 from worker.documents import Document
 from worker.errors import one_line
 from worker.sinks.engine_errors import describe
+from worker.sinks.retry import OVERLOADED
 
 
 @dataclass(slots=True)
@@ -73,18 +74,9 @@ def chunk_documents(
         yield chunk
 
 
-# Item statuses that say "not now" rather than "never": 429 when the node is too busy;
-# 503 when the item's shard has no primary to write to within the bulk's timeout (its
-# node left the cluster and no replica is promoted yet: unavailable_shards_exception),
-# or writes are blocked while there is no master; 502 and 504 when the coordinating node
-# lost its connection to the node holding the primary. The same item sent again lands
-# once a copy is back, under its same id.
-RETRY_ITEM_STATUSES = frozenset({429, 502, 503, 504})
-
-
 @dataclass(slots=True)
 class ItemOutcome:
-    retry: list[int]  # positions rejected for now (RETRY_ITEM_STATUSES): sent again
+    retry: list[int]  # positions rejected for now (retry.OVERLOADED): sent again
     failed: list[tuple[int, str]]  # positions refused for good, with the reason
     superseded: int = 0  # items a newer run of the file had written already (409)
 
@@ -100,7 +92,13 @@ def read_items(response: dict[str, Any], ids: Sequence[str]) -> ItemOutcome:
         status = int(result.get("status", 500))
         if status < 300:
             continue
-        if status in RETRY_ITEM_STATUSES:
+        # The statuses that say "not now" of a whole request say it of an item too: 429
+        # when the node is too busy; 503 when the item's shard has no primary to write
+        # to within the bulk's timeout (its node left the cluster and no replica is
+        # promoted yet), or writes are blocked while there is no master; 502 and 504
+        # when the coordinating node lost the node holding the primary. The same item
+        # sent again lands once a copy is back, under its same id.
+        if status in OVERLOADED:
             outcome.retry.append(position)
         elif status == 409:
             outcome.superseded += 1
