@@ -21,157 +21,48 @@ from worker.documents import Document, FileRun
 from worker.errors import ConfigError, QueryError, SinkError
 from worker.sinks.base import Replaced, SearchResult, WriteResult, check_complete
 from worker.sinks.query_depth import MAX_QUERY_DEPTH
-from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS, translate
-
-SCHEMA_VERSION = 4
-# Columns added since the first schema, with their type: prepare() adds them to a
-# database made by an older worker, a keyword column (TEXT) filled from the documents'
-# stored source, so a query on the field finds what the older worker wrote too. Adding
-# one makes a new schema version: an older worker would write rows without it.
-_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("generation", "INTEGER"),  # version 3
-    ("global_request_id", "TEXT"),  # version 4
-    ("instance", "TEXT"),  # version 4
+from worker.sinks.sqlite_query import translate
+from worker.sinks.sqlite_rows import (
+    WHOLE_ID_SLOT,
+    FileRow,
+    RowMaker,
+    Unstorable,
+    seq_of,
+    split_id,
 )
-
-# Columns filled from a document, in insert order.
-_COLUMNS: tuple[str, ...] = (
-    "id",
-    "idx",
-    "timestamp",
-    "message",
-    *KEYWORD_COLUMNS,
-    *INTEGER_COLUMNS,
-    "tags",
-    "source",
+from worker.sinks.sqlite_schema import (
+    FTS_TEXT_FUNCTION,
+    INSERT_FIELDSET,
+    LINES_VERSION,
+    OLD_DOCUMENTS,
+    OLD_DROP,
+    OLD_LAYOUT_DROPS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    UPSERT,
 )
-
-# `seq` is an explicit INTEGER PRIMARY KEY because the FTS index refers to rows by rowid,
-# and VACUUM may renumber rowids that no column pins down; `id` is the document key.
-_SCHEMA: tuple[str, ...] = (
-    "CREATE TABLE IF NOT EXISTS documents (\n"
-    "  seq INTEGER PRIMARY KEY,\n"
-    "  id TEXT NOT NULL UNIQUE,\n"
-    "  idx TEXT NOT NULL,\n"
-    "  timestamp TEXT NOT NULL,\n"
-    "  message TEXT,\n"
-    + "".join(f"  {name} TEXT,\n" for name in KEYWORD_COLUMNS)
-    + "".join(f"  {name} INTEGER,\n" for name in INTEGER_COLUMNS)
-    + "  tags TEXT NOT NULL DEFAULT '[]',\n"
-    "  source TEXT NOT NULL\n"
-    ")",
-    "CREATE INDEX IF NOT EXISTS documents_build_file ON documents (build_uuid, filename)",
-    "CREATE INDEX IF NOT EXISTS documents_timestamp ON documents (timestamp)",
-    # Elasticsearch's standard analyzer keeps accents and joins words on "_";
-    # unicode61 does the same with these options.
-    "CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(message, content='documents',"
-    " content_rowid='seq', tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\")",
-    "CREATE TRIGGER IF NOT EXISTS documents_fts_insert AFTER INSERT ON documents BEGIN\n"
-    "  INSERT INTO documents_fts (rowid, message) VALUES (new.seq, new.message);\n"
-    "END",
-    # Fires for plain DELETEs and, with recursive_triggers on, for INSERT OR REPLACE.
-    "CREATE TRIGGER IF NOT EXISTS documents_fts_delete AFTER DELETE ON documents BEGIN\n"
-    "  INSERT INTO documents_fts (documents_fts, rowid, message)"
-    " VALUES ('delete', old.seq, old.message);\n"
-    "END",
-    # A re-run job rewrites identical messages; skipping those keeps re-runs cheap.
-    "CREATE TRIGGER IF NOT EXISTS documents_fts_update AFTER UPDATE OF seq, message ON documents"
-    " WHEN old.seq IS NOT new.seq OR old.message IS NOT new.message BEGIN\n"
-    "  INSERT INTO documents_fts (documents_fts, rowid, message)"
-    " VALUES ('delete', old.seq, old.message);\n"
-    "  INSERT INTO documents_fts (rowid, message) VALUES (new.seq, new.message);\n"
-    "END",
-    # Build tracking (worker/builds.py): one outcome per file, one summary per build.
-    "CREATE TABLE IF NOT EXISTS build_files (\n"
-    "  build_uuid TEXT NOT NULL,\n"
-    "  filename TEXT NOT NULL,\n"
-    "  outcome TEXT NOT NULL,\n"
-    "  PRIMARY KEY (build_uuid, filename)\n"
-    ")",
-    "CREATE TABLE IF NOT EXISTS builds (build_uuid TEXT PRIMARY KEY, summary TEXT NOT NULL)",
-)
-
-# A document of an older run than the stored one's is not written (see FileRun);
-# documents of no run (generation NULL) always are.
-_UPSERT = (
-    f"INSERT INTO documents ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-    " ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS[1:])
-    + " WHERE excluded.generation IS NULL OR documents.generation IS NULL"
-    " OR excluded.generation >= documents.generation"
-)
-# The documents of one file: their ids start with its key and "-" ("." follows "-"),
-# so the unique index on id finds them.
-_OF_FILE = "id >= ? AND id < ?"
 
 # Errors that concern one row's data; anything else (locks, I/O, a full disk) is the
 # database's problem and fails the whole write.
-_ROW_ERRORS = (sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError)
+_ROW_ERRORS = (
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    OverflowError,
+    UnicodeEncodeError,
+)
 
 
-class _Unstorable(Exception):
-    pass
+def _fts_text(message: str | None) -> str | None:
+    return message
 
 
-def _keyword(value: Any) -> str | None:
-    # Same text an Elasticsearch keyword field would index for a scalar JSON value.
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return None  # absent, or a list/object: only in `source`
+# The documents of one file: "<key>-<line number>" has a seq in this range (the
+# whole-id slot, an id equal to the key, is past its end).
+_OF_FILE = "seq >= ? AND seq < ?"
 
-
-def _fill_keyword(name: str) -> str:
-    """The UPDATE that fills keyword column `name` from the stored source, with the
-    text _keyword gives each kind of JSON value (lists and objects stay NULL)."""
-    path = f"'$.{name}'"
-    return (
-        f"UPDATE documents SET {name} = CASE json_type(source, {path})"
-        f" WHEN 'text' THEN json_extract(source, {path})"
-        f" WHEN 'integer' THEN CAST(json_extract(source, {path}) AS TEXT)"
-        f" WHEN 'real' THEN CAST(json_extract(source, {path}) AS TEXT)"
-        " WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END"
-        f" WHERE json_type(source, {path}) IS NOT NULL"
-    )
-
-
-def _integer(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _row(document: Document) -> tuple[Any, ...]:
-    source = document.source
-    timestamp = source.get("@timestamp")
-    if not isinstance(timestamp, str) or not timestamp:
-        raise _Unstorable("@timestamp is missing or not a string")
-    tags = source.get("tags", [])
-    if isinstance(tags, str):
-        tags = [tags]
-    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise _Unstorable("tags is not a list of strings")
-    try:
-        encoded = orjson.dumps(source).decode()
-        encoded_tags = orjson.dumps(tags).decode()
-    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
-        raise _Unstorable(f"not serialisable as JSON: {exc}") from None
-    # Per document and per column: absent values and strings skip the function call.
-    keywords = [
-        value if value is None or type(value) is str else _keyword(value)
-        for value in map(source.get, KEYWORD_COLUMNS)
-    ]
-    return (
-        document.id,
-        document.index,
-        timestamp,
-        _keyword(source.get("message")),
-        *keywords,
-        *[_integer(value) for value in map(source.get, INTEGER_COLUMNS)],
-        encoded_tags,
-        encoded,
-    )
+# A pending row of `lines`: its file key, line slot, fieldsets row and other columns.
+_Pending = tuple[str, int, FileRow, tuple[Any, ...]]
 
 
 class SqliteSink:
@@ -191,6 +82,12 @@ class SqliteSink:
         self._write_lock = threading.Lock()
         self._prepared = False
         self._closed = False
+        # Numbers of file keys and fieldsets rows, which are never deleted, so each is
+        # looked up once per sink; filled from the _uncommitted_* ones at each commit.
+        self._key_numbers: dict[str, int] = {}
+        self._fieldset_numbers: dict[tuple[str, str], int] = {}
+        self._uncommitted_keys: dict[str, int] = {}
+        self._uncommitted_fieldsets: dict[tuple[str, str], int] = {}
 
     @classmethod
     def from_url(cls, url: str, config: SinkConfig) -> SqliteSink:
@@ -223,6 +120,7 @@ class SqliteSink:
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA recursive_triggers = ON")
             connection.execute("PRAGMA temp_store = MEMORY")
+            connection.create_function(FTS_TEXT_FUNCTION, 1, _fts_text, deterministic=True)
         except sqlite3.Error as exc:
             connection.close()
             raise SinkError(f"{self.path}: cannot set up SQLite database: {exc}") from None
@@ -239,11 +137,17 @@ class SqliteSink:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
+                connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
-            connection.execute("COMMIT")
+            else:
+                self._key_numbers.update(self._uncommitted_keys)
+                self._fieldset_numbers.update(self._uncommitted_fieldsets)
+            finally:
+                self._uncommitted_keys.clear()
+                self._uncommitted_fieldsets.clear()
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -280,35 +184,96 @@ class SqliteSink:
                 if version > SCHEMA_VERSION:
                     raise SinkError(
                         f"{self.path}: schema version {version} is newer than this worker's "
-                        f"({SCHEMA_VERSION})"
+                        f"({SCHEMA_VERSION}); use a newer worker or another database file"
                     )
-                for statement in _SCHEMA:
+                old_layout = connection.execute(
+                    "SELECT 1 FROM sqlite_schema WHERE name = 'documents' AND type = 'table'"
+                ).fetchone()
+                if old_layout:
+                    for statement in OLD_LAYOUT_DROPS:
+                        connection.execute(statement)
+                for statement in SCHEMA:
                     connection.execute(statement)
-                present = {row[1] for row in connection.execute("PRAGMA table_info(documents)")}
-                for name, kind in _ADDED_COLUMNS:
-                    if name not in present:
-                        connection.execute(f"ALTER TABLE documents ADD COLUMN {name} {kind}")
-                        if kind == "TEXT":
-                            connection.execute(_fill_keyword(name))
+                if old_layout:
+                    self._move_old_documents(connection)
                 connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             raise SinkError(f"{self.path}: cannot create schema: {exc}") from None
         self._prepared = True
 
+    def _move_old_documents(self, connection: sqlite3.Connection) -> None:
+        """A database of a version before LINES_VERSION: its documents, each stored
+        whole, go into the tables of this one, in the same transaction."""
+        maker = RowMaker()
+        reader = connection.cursor()
+        pending: list[_Pending] = []
+        for document_id, index, source in reader.execute(OLD_DOCUMENTS):
+            document = Document(index, document_id, orjson.loads(source))
+            try:
+                pending.append(self._pending(maker, document))
+            except Unstorable as exc:
+                raise SinkError(
+                    f"{self.path}: document {document_id} of schema version "
+                    f"< {LINES_VERSION} cannot be moved to version {SCHEMA_VERSION}: {exc}"
+                ) from None
+            if len(pending) >= self.config.chunk_documents:
+                connection.executemany(UPSERT, self._resolve(connection, pending))
+                pending = []
+        if pending:
+            connection.executemany(UPSERT, self._resolve(connection, pending))
+        connection.execute(OLD_DROP)
+
+    @staticmethod
+    def _pending(maker: RowMaker, document: Document) -> _Pending:
+        key, slot = split_id(document.id)
+        return key, slot, maker.file_row(document), maker.line_values(document)
+
+    def _resolve(
+        self, connection: sqlite3.Connection, pending: list[_Pending]
+    ) -> list[tuple[Any, ...]]:
+        """The rows of `lines` for pending rows, inside the write transaction that
+        stores them: file keys and fieldsets rows are added where missing. What the
+        transaction adds is remembered once it has committed (see _writing)."""
+        keys = self._key_numbers
+        fieldsets = self._fieldset_numbers
+        added_keys = self._uncommitted_keys
+        added_fieldsets = self._uncommitted_fieldsets
+        rows = []
+        for key, slot, file, values in pending:
+            key_number = keys.get(key) or added_keys.get(key)
+            if key_number is None:
+                connection.execute("INSERT OR IGNORE INTO file_keys (key) VALUES (?)", (key,))
+                key_number = connection.execute(
+                    "SELECT key_no FROM file_keys WHERE key = ?", (key,)
+                ).fetchone()[0]
+                added_keys[key] = key_number
+            identity = file.identity
+            fieldset = fieldsets.get(identity) or added_fieldsets.get(identity)
+            if fieldset is None:
+                connection.execute(INSERT_FIELDSET, (*identity, *file.keywords, file.tags))
+                fieldset = connection.execute(
+                    "SELECT fs FROM fieldsets WHERE idx = ? AND members = ?", identity
+                ).fetchone()[0]
+                added_fieldsets[identity] = fieldset
+            rows.append((seq_of(key_number, slot), fieldset, *values))
+        return rows
+
     def write(self, documents: Iterable[Document]) -> WriteResult:
         if not self._prepared:
             self.prepare()
         result = WriteResult()
-        chunk: list[tuple[Any, ...]] = []
+        maker = RowMaker()
+        chunk: list[_Pending] = []
         chunk_bytes = 0
         for document in documents:
             try:
-                row = _row(document)
-            except _Unstorable as exc:
+                row = self._pending(maker, document)
+            except Unstorable as exc:
                 result.add_error(f"document {document.id}: {exc}")
                 continue
             chunk.append(row)
-            chunk_bytes += len(row[-1])
+            message = row[3][-3]
+            chunk_bytes += len(message) if type(message) is str else 0
             if len(chunk) >= self.config.chunk_documents or chunk_bytes >= self.config.chunk_bytes:
                 self._store(chunk, result)
                 chunk = []
@@ -317,30 +282,33 @@ class SqliteSink:
             self._store(chunk, result)
         return result
 
-    def _store(self, rows: list[tuple[Any, ...]], result: WriteResult) -> None:
+    def _store(self, pending: list[_Pending], result: WriteResult) -> None:
         try:
             try:
                 with self._writing() as connection:
-                    written = connection.executemany(_UPSERT, rows).rowcount
+                    rows = self._resolve(connection, pending)
+                    written = connection.executemany(UPSERT, rows).rowcount
             except _ROW_ERRORS:
                 # Some row is bad: store the rest one by one so only that row is refused.
-                self._store_each(rows, result)
+                self._store_each(pending, result)
                 return
         except sqlite3.Error as exc:
             raise SinkError(f"{self.path}: write failed: {exc}") from None
         result.indexed += written
         result.superseded += len(rows) - written
 
-    def _store_each(self, rows: list[tuple[Any, ...]], result: WriteResult) -> None:
+    def _store_each(self, pending: list[_Pending], result: WriteResult) -> None:
         stored = 0
         superseded = 0
         refused: list[str] = []
         with self._writing() as connection:
-            for row in rows:
+            rows = self._resolve(connection, pending)
+            for (key, slot, _, _), row in zip(pending, rows, strict=True):
                 try:
-                    written = connection.execute(_UPSERT, row).rowcount
+                    written = connection.execute(UPSERT, row).rowcount
                 except _ROW_ERRORS as exc:
-                    refused.append(f"document {row[0]}: refused by SQLite: {exc}")
+                    document_id = key if slot == WHOLE_ID_SLOT else f"{key}-{slot}"
+                    refused.append(f"document {document_id}: refused by SQLite: {exc}")
                 else:
                     stored += written
                     superseded += 1 - written
@@ -431,7 +399,8 @@ class SqliteSink:
         try:
             with self._writing() as connection:
                 cursor = connection.execute(
-                    "DELETE FROM documents WHERE build_uuid = ? AND filename = ?",
+                    "DELETE FROM lines WHERE fs IN"
+                    " (SELECT fs FROM fieldsets WHERE build_uuid = ? AND filename = ?)",
                     (build_uuid, filename),
                 )
                 return cursor.rowcount
@@ -442,16 +411,30 @@ class SqliteSink:
         # Nothing to note: replace_file works in one transaction, which sees every commit.
         return run
 
+    @staticmethod
+    def _file_bounds(connection: sqlite3.Connection, run: FileRun) -> tuple[int, int] | None:
+        """The seq range of the documents of the run's file ("<key>-<line>"), or None
+        when no document of it was ever stored."""
+        row = connection.execute(
+            "SELECT key_no FROM file_keys WHERE key = ?", (run.key,)
+        ).fetchone()
+        if row is None:
+            return None
+        return seq_of(row[0], 0), seq_of(row[0], WHOLE_ID_SLOT)
+
     def replace_file(self, run: FileRun, written: WriteResult) -> Replaced:
-        bounds = (f"{run.key}-", f"{run.key}.")
         try:
             with self._writing() as connection:
+                bounds = self._file_bounds(connection, run)
+                if bounds is None:
+                    check_complete(run, written, 0)
+                    return Replaced(0)
                 # One pass over the file's rows; a first run (the usual case) deletes none.
                 older, newer, left = connection.execute(
                     "SELECT count(*) FILTER (WHERE generation IS NULL OR generation < ?),"
                     " count(*) FILTER (WHERE generation > ?),"
                     " count(*) FILTER (WHERE generation = ?)"
-                    f" FROM documents WHERE {_OF_FILE}",
+                    f" FROM lines WHERE {_OF_FILE}",
                     (run.generation, run.generation, run.generation, *bounds),
                 ).fetchone()
                 if not newer:
@@ -462,7 +445,7 @@ class SqliteSink:
                 # run's documents go too.
                 stale = "<=" if newer else "<"
                 removed = connection.execute(
-                    f"DELETE FROM documents WHERE {_OF_FILE}"
+                    f"DELETE FROM lines WHERE {_OF_FILE}"
                     f" AND (generation IS NULL OR generation {stale} ?)",
                     (*bounds, run.generation),
                 ).rowcount
@@ -475,11 +458,14 @@ class SqliteSink:
     def discard_file(self, run: FileRun) -> int:
         try:
             with self._writing() as connection:
+                bounds = self._file_bounds(connection, run)
+                if bounds is None:
+                    return 0
                 return int(
                     connection.execute(
-                        f"DELETE FROM documents WHERE {_OF_FILE}"
+                        f"DELETE FROM lines WHERE {_OF_FILE}"
                         " AND (generation IS NULL OR generation <= ?)",
-                        (f"{run.key}-", f"{run.key}.", run.generation),
+                        (*bounds, run.generation),
                     ).rowcount
                 )
         except sqlite3.Error as exc:

@@ -1,0 +1,143 @@
+"""The SQLite sink's tables, and the query surface over them.
+
+Tables (see sqlite_rows for what goes where):
+- `file_keys`: one row per file key (the first part of every document id of a file);
+- `fieldsets`: one row per distinct file part (the job's fields) and daily index;
+- `lines`: one row per document, `seq` packing its file key's number and line number;
+- `documents_fts`: a contentless FTS5 index of the messages, rowid = lines.seq, kept in
+  step by triggers;
+- `build_files`, `builds`: build tracking (worker/builds.py).
+
+Queries (sqlite_query) are compiled against the view `documents`, which gives every
+document with the columns of the first schemas: seq, id, idx, timestamp, message, the
+keyword and integer columns, tags (JSON array) and source (the whole document as JSON).
+SQLite flattens the view into each query, joining a fieldsets row only where a query
+asks for a file field.
+"""
+
+from __future__ import annotations
+
+from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS
+from worker.sinks.sqlite_rows import FILE_KEYWORDS, LINE_COLUMNS, SLOT_BITS, WHOLE_ID_SLOT
+
+SCHEMA_VERSION = 5
+# The first version whose documents live in `lines`; older ones had a `documents` table
+# holding each document's whole source, which prepare() moves into the new tables.
+LINES_VERSION = 5
+
+_FILE_FIELD_SET = frozenset(FILE_KEYWORDS)
+# The lines columns that hold a field: all but seq, fs, extra and own.
+_LINE_JSON_MEMBERS = ", ".join(
+    f"'{'@timestamp' if name == 'timestamp' else name}', l.{name}" for name in LINE_COLUMNS[2:-2]
+)
+# The members of the line's columns: json_patch drops the NULLs (absent fields); the
+# columns never hold a JSON null (a line with one keeps its fields in `own`).
+_LINE_MEMBERS = f"substr(rtrim(json_patch('{{}}', json_object({_LINE_JSON_MEMBERS})), '}}'), 2)"
+_SOURCE = (
+    "'{' || coalesce(substr(l.own, 2, length(l.own) - 2), " + _LINE_MEMBERS + ")"
+    " || coalesce(',' || nullif(f.members, ''), '') || coalesce(',' || l.extra, '') || '}'"
+)
+_SLOT_MASK = WHOLE_ID_SLOT
+_ID = (
+    f"CASE WHEN (l.seq & {_SLOT_MASK}) = {WHOLE_ID_SLOT} THEN k.key"
+    f" ELSE k.key || '-' || (l.seq & {_SLOT_MASK}) END"
+)
+
+_VIEW = (
+    "CREATE VIEW documents AS SELECT\n"
+    "  l.seq AS seq,\n"
+    f"  {_ID} AS id,\n"
+    "  f.idx AS idx,\n"
+    "  l.timestamp AS timestamp,\n"
+    "  l.message AS message,\n"
+    + "".join(
+        f"  {'f' if name in _FILE_FIELD_SET else 'l'}.{name} AS {name},\n"
+        for name in KEYWORD_COLUMNS
+    )
+    + "".join(f"  l.{name} AS {name},\n" for name in INTEGER_COLUMNS)
+    + "  f.tags AS tags,\n"
+    f"  {_SOURCE} AS source\n"
+    "FROM lines AS l JOIN fieldsets AS f ON f.fs = l.fs\n"
+    f"LEFT JOIN file_keys AS k ON k.key_no = l.seq >> {SLOT_BITS}"
+)
+
+_LINE_TYPES = {
+    "seq": "INTEGER PRIMARY KEY",
+    "fs": "INTEGER NOT NULL",
+    "timestamp": "TEXT NOT NULL",
+    **{name: "INTEGER" for name in INTEGER_COLUMNS},
+}
+
+# Messages in the FTS index go through one function (registered on every connection),
+# so that an entry is deleted with exactly the text it was added with.
+FTS_TEXT_FUNCTION = "log_fts_text"
+
+SCHEMA: tuple[str, ...] = (
+    "CREATE TABLE IF NOT EXISTS file_keys (key_no INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE)",
+    "CREATE TABLE IF NOT EXISTS fieldsets (\n"
+    "  fs INTEGER PRIMARY KEY,\n"
+    "  idx TEXT NOT NULL,\n"
+    "  members TEXT NOT NULL,\n"
+    + "".join(f"  {name} TEXT,\n" for name in FILE_KEYWORDS)
+    + "  tags TEXT NOT NULL,\n"
+    "  UNIQUE (idx, members)\n"
+    ")",
+    "CREATE INDEX IF NOT EXISTS fieldsets_build_file ON fieldsets (build_uuid, filename)",
+    "CREATE TABLE IF NOT EXISTS lines (\n"
+    + ",\n".join(f"  {name} {_LINE_TYPES.get(name, 'TEXT')}" for name in LINE_COLUMNS)
+    + "\n)",
+    "CREATE INDEX IF NOT EXISTS lines_timestamp ON lines (timestamp)",
+    f"CREATE VIEW IF NOT EXISTS {_VIEW.removeprefix('CREATE VIEW ')}",
+    # Elasticsearch's standard analyzer keeps accents and joins words on "_";
+    # unicode61 does the same with these options.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(message, content='',"
+    " tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\")",
+    "CREATE TRIGGER IF NOT EXISTS lines_fts_insert AFTER INSERT ON lines BEGIN\n"
+    "  INSERT INTO documents_fts (rowid, message)"
+    f" VALUES (new.seq, {FTS_TEXT_FUNCTION}(new.message));\n"
+    "END",
+    "CREATE TRIGGER IF NOT EXISTS lines_fts_delete AFTER DELETE ON lines BEGIN\n"
+    "  INSERT INTO documents_fts (documents_fts, rowid, message)"
+    f" VALUES ('delete', old.seq, {FTS_TEXT_FUNCTION}(old.message));\n"
+    "END",
+    # A re-run job rewrites identical messages; skipping those keeps re-runs cheap.
+    "CREATE TRIGGER IF NOT EXISTS lines_fts_update AFTER UPDATE OF message ON lines"
+    " WHEN old.message IS NOT new.message BEGIN\n"
+    "  INSERT INTO documents_fts (documents_fts, rowid, message)"
+    f" VALUES ('delete', old.seq, {FTS_TEXT_FUNCTION}(old.message));\n"
+    "  INSERT INTO documents_fts (rowid, message)"
+    f" VALUES (new.seq, {FTS_TEXT_FUNCTION}(new.message));\n"
+    "END",
+    "CREATE TABLE IF NOT EXISTS build_files (\n"
+    "  build_uuid TEXT NOT NULL,\n"
+    "  filename TEXT NOT NULL,\n"
+    "  outcome TEXT NOT NULL,\n"
+    "  PRIMARY KEY (build_uuid, filename)\n"
+    ")",
+    "CREATE TABLE IF NOT EXISTS builds (build_uuid TEXT PRIMARY KEY, summary TEXT NOT NULL)",
+)
+
+# What a database of a version before LINES_VERSION has that the new layout replaces.
+OLD_LAYOUT_DROPS: tuple[str, ...] = (
+    "DROP TRIGGER IF EXISTS documents_fts_insert",
+    "DROP TRIGGER IF EXISTS documents_fts_delete",
+    "DROP TRIGGER IF EXISTS documents_fts_update",
+    "DROP TABLE IF EXISTS documents_fts",
+    "ALTER TABLE documents RENAME TO documents_before_5",
+)
+OLD_DOCUMENTS = "SELECT id, idx, source FROM documents_before_5 ORDER BY seq"
+OLD_DROP = "DROP TABLE documents_before_5"
+
+# A document of an older run than the stored one's is not written (see FileRun);
+# documents of no run (generation NULL) always are.
+UPSERT = (
+    f"INSERT INTO lines ({', '.join(LINE_COLUMNS)}) VALUES ({', '.join('?' * len(LINE_COLUMNS))})"
+    " ON CONFLICT (seq) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in LINE_COLUMNS[1:])
+    + " WHERE excluded.generation IS NULL OR lines.generation IS NULL"
+    " OR excluded.generation >= lines.generation"
+)
+INSERT_FIELDSET = (
+    f"INSERT OR IGNORE INTO fieldsets (idx, members, {', '.join(FILE_KEYWORDS)}, tags)"
+    f" VALUES ({', '.join('?' * (len(FILE_KEYWORDS) + 3))})"
+)
