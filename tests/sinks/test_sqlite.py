@@ -7,12 +7,14 @@ parsers.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,16 +149,34 @@ def context_documents(index_prefix: str) -> list[Document]:
 
 
 def fts_state(path: Path) -> tuple[int, int]:
-    """(rows, FTS entries), after checking the FTS index against the table it indexes."""
+    """(documents, documents whose message the FTS index has), after checking the FTS
+    index itself and that it has each stored message once and nothing else."""
     with sqlite3.connect(path) as connection:
-        # Raises "database disk image is malformed" if entries and rows disagree.
+        # Raises "database disk image is malformed" if the index is inconsistent.
         connection.execute(
             "INSERT INTO documents_fts (documents_fts, rank) VALUES ('integrity-check', 1)"
         )
-        rows = connection.execute("SELECT count(*) FROM documents").fetchone()[0]
+        rows = connection.execute("SELECT count(*) FROM lines").fetchone()[0]
+        indexed = connection.execute(
+            "SELECT count(*) FROM lines WHERE mid IN (SELECT rowid FROM documents_fts_docsize)"
+        ).fetchone()[0]
         entries = connection.execute("SELECT count(*) FROM documents_fts_docsize").fetchone()[0]
+        messages = connection.execute("SELECT count(DISTINCT mid) FROM lines").fetchone()[0]
+        assert entries == messages
     connection.close()
-    return rows, entries
+    return rows, indexed
+
+
+def assert_stored_as_written(sink: SqliteSink, documents: list[Document]) -> None:
+    """Every document is found once, with its index and source as written."""
+    hits = sink.search("*", size=len(documents)).hits
+    by_id = {document.id: document for document in documents}
+    assert len(hits) == len(by_id) == len(documents)
+    for hit in hits:
+        document = by_id[hit.pop("_id")]
+        assert hit.pop("_index") == document.index
+        # Compared as JSON text: 1, 1.0 and True are equal in Python.
+        assert json.dumps(hit, sort_keys=True) == json.dumps(document.source, sort_keys=True)
 
 
 @pytest.fixture
@@ -374,52 +394,9 @@ def test_from_url_refuses(url: str) -> None:
         SqliteSink.from_url(url, SinkConfig())
 
 
-def test_a_database_of_schema_2_gets_the_generation_column(db_path: Path) -> None:
-    older = SqliteSink(str(db_path), SinkConfig())
-    older.write(console_documents())
-    older.close()
-    # As a worker of schema 2 left it: no generation column.
-    with sqlite3.connect(db_path) as connection:
-        connection.execute("ALTER TABLE documents DROP COLUMN generation")
-        connection.execute("PRAGMA user_version = 2")
-    connection.close()
-    sink = SqliteSink(str(db_path), SinkConfig())
-    sink.prepare()
-    assert sink.count() == len(console_documents())
-    assert sink.count("generation:5") == 0
-    sink.close()
-    with sqlite3.connect(db_path) as connection:
-        columns = {row[1] for row in connection.execute("PRAGMA table_info(documents)")}
-        assert "generation" in columns
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 4
-    connection.close()
-
-
 def test_request_context_fields_are_keyword_columns(sink: SqliteSink) -> None:
     assert sink.write(context_documents("logstash-")).indexed == 6
     assert [(query, sink.count(query)) for query, _ in CONTEXT_HITS] == CONTEXT_HITS
-
-
-def test_a_database_of_schema_3_gets_the_request_context_columns_filled(db_path: Path) -> None:
-    older = SqliteSink(str(db_path), SinkConfig())
-    older.write(context_documents("logstash-"))
-    older.close()
-    # As a worker of schema 3 left it: the fields in the stored source only.
-    with sqlite3.connect(db_path) as connection:
-        connection.execute("ALTER TABLE documents DROP COLUMN instance")
-        connection.execute("ALTER TABLE documents DROP COLUMN global_request_id")
-        connection.execute("PRAGMA user_version = 3")
-    connection.close()
-    sink = SqliteSink(str(db_path), SinkConfig())
-    sink.prepare()
-    assert [(query, sink.count(query)) for query, _ in CONTEXT_HITS] == CONTEXT_HITS
-    sink.close()
-    with sqlite3.connect(db_path) as connection:
-        filled = connection.execute(
-            "SELECT count(*) FROM documents WHERE instance IS NOT NULL"
-        ).fetchone()[0]
-    connection.close()
-    assert filled == 4  # lines 1, 2, 3 and 5
 
 
 def test_an_older_runs_version_of_a_document_is_not_written(sink: SqliteSink) -> None:
@@ -431,3 +408,144 @@ def test_an_older_runs_version_of_a_document_is_not_written(sink: SqliteSink) ->
     assert (result.indexed, result.superseded, result.failed) == (0, 1, 0)
     (hit,) = sink.search("*").hits
     assert hit["generation"] == 2000
+
+
+# The documents table of schema versions 2 to 4 (one row per document, its whole source
+# as JSON, an external-content FTS index); version 2 had no generation column, 3 none
+# for the request context, which prepare() added. What the move to version 5 reads of it
+# is id, idx and source, present in all of them.
+OLD_SCHEMA = (
+    "CREATE TABLE documents (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+    " idx TEXT NOT NULL, timestamp TEXT NOT NULL, message TEXT, build_uuid TEXT,"
+    " filename TEXT, tags TEXT NOT NULL DEFAULT '[]', source TEXT NOT NULL)",
+    "CREATE INDEX documents_build_file ON documents (build_uuid, filename)",
+    "CREATE VIRTUAL TABLE documents_fts USING fts5(message, content='documents',"
+    " content_rowid='seq')",
+    "CREATE TRIGGER documents_fts_insert AFTER INSERT ON documents BEGIN"
+    " INSERT INTO documents_fts (rowid, message) VALUES (new.seq, new.message); END",
+    "CREATE TRIGGER documents_fts_delete AFTER DELETE ON documents BEGIN"
+    " INSERT INTO documents_fts (documents_fts, rowid, message)"
+    " VALUES ('delete', old.seq, old.message); END",
+    "CREATE TABLE build_files (build_uuid TEXT NOT NULL, filename TEXT NOT NULL,"
+    " outcome TEXT NOT NULL, PRIMARY KEY (build_uuid, filename))",
+    "CREATE TABLE builds (build_uuid TEXT PRIMARY KEY, summary TEXT NOT NULL)",
+)
+
+
+def old_database(path: Path, version: int, documents: list[Document]) -> None:
+    """A database as a worker of schema `version` (2 to 4) left it."""
+    with sqlite3.connect(path) as connection:
+        for statement in OLD_SCHEMA:
+            connection.execute(statement)
+        connection.executemany(
+            "INSERT INTO documents (id, idx, timestamp, message, build_uuid, filename, tags,"
+            " source) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    document.id,
+                    document.index,
+                    document.source["@timestamp"],
+                    document.source["message"],
+                    document.source["build_uuid"],
+                    document.source["filename"],
+                    json.dumps(document.source["tags"]),
+                    json.dumps(document.source),
+                )
+                for document in documents
+            ],
+        )
+        connection.execute(
+            "INSERT INTO builds VALUES (?, ?)", ("b1", json.dumps({"build_uuid": "b1"}))
+        )
+        connection.execute(f"PRAGMA user_version = {version}")
+    connection.close()
+
+
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_a_database_of_an_older_schema_has_its_documents_moved(db_path: Path, version: int) -> None:
+    documents = [*console_documents(), *context_documents("logstash-")]
+    old_database(db_path, version, documents)
+    sink = SqliteSink(str(db_path), SinkConfig())
+    sink.prepare()
+    assert sink.count() == len(documents)
+    assert [(query, sink.count(query)) for query, _ in CONTEXT_HITS] == CONTEXT_HITS
+    assert sink.count('message:"Job console starting"') == 1
+    assert sink.get_build("b1") == {"build_uuid": "b1"}
+    assert_stored_as_written(sink, documents)
+    # Written again by this worker: the same documents, not a second copy.
+    assert sink.write(documents).indexed == len(documents)
+    assert sink.count() == len(documents)
+    sink.close()
+    assert fts_state(db_path) == (len(documents), len(documents))
+    with sqlite3.connect(db_path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 5
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_schema")}
+    connection.close()
+    assert "documents_before_5" not in tables
+
+
+def test_a_database_of_a_newer_schema_is_refused_in_one_line(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as connection:
+        connection.execute("PRAGMA user_version = 6")
+    connection.close()
+    sink = SqliteSink(str(db_path), SinkConfig())
+    with pytest.raises(SinkError) as caught:
+        sink.prepare()
+    assert str(caught.value) == (
+        f"{db_path}: schema version 6 is newer than this worker's (5); "
+        "use a newer worker or another database file"
+    )
+    sink.close()
+
+
+# Values a column could not give back as they were: numbers and booleans in keyword
+# fields, a JSON null, lists and objects, a float line number, a parsed field named
+# like a job field, a job field named like a line field, fields of no column.
+ODD_JOB = Job(
+    source_url="https://logs.example.org/9a/9a1b2c3/logs/odd.txt",
+    fields={
+        "build_uuid": "9a1b2c3d4e5f4a6b8c7d9e0f1a2b3c4d",
+        "voting": True,
+        "build_change": 135639,
+        "host": "controller",
+        "node": {"label": "ubuntu", "cores": 8},
+        "zuul_tenant": None,
+    },
+    tags=("odd",),
+)
+# Parsers give strings; a document built whole (or by a newer parser) may hold anything.
+ODD_LINES: list[tuple[str, str, dict[str, Any]]] = [
+    ("2024-05-01T10:00:00Z", "plain line", {"pid": "42", "loglevel": "INFO"}),
+    ("2024-05-01T10:00:01Z", "a number pid", {"pid": 42, "module": None}),
+    ("2024-05-01T10:00:02Z", "lists", {"request_id": ["a", "b"], "extra": [1, 2.5]}),
+    ("2024-05-01T10:00:03Z", "job field", {"build_name": "from-the-line"}),
+    ("2024-05-02T00:00:00Z", "next day", {"truncated_by": "x", "ratio": 0.1}),
+    ("2024-05-02T00:00:01Z", "unicode: é ü 漢字 \u2028", {"flag": False}),
+]
+ODD_EVENTS = [
+    Event(number, timestamp, message, fields)
+    for number, (timestamp, message, fields) in enumerate(ODD_LINES, start=1)
+]
+
+
+def test_sources_come_back_as_written(sink: SqliteSink) -> None:
+    odd = list(build_documents(ODD_EVENTS, ODD_JOB, "logstash-", generation=7))
+    whole = Document(
+        "logstash-2024.05.03",
+        "whole-doc",
+        {
+            "@timestamp": "2024-05-03T00:00:00Z",
+            "message": 987654321,
+            "tags": "one",
+            "line_number": 1.0,
+            "voting": None,
+        },
+    )
+    documents = [*corpus_documents(), *context_documents("logstash-"), *odd, whole]
+    assert sink.write(documents).indexed == len(documents)
+    assert_stored_as_written(sink, documents)
+    assert sink.count("pid:42") == 2  # the string and the number, as a keyword
+    assert sink.count("voting:true") == len(odd)
+    assert sink.count('build_name:"from-the-line"') == 1
+    assert sink.count("host:controller") == len(odd)
+    assert sink.count("message:987654321") == 1

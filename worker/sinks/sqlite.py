@@ -23,6 +23,7 @@ from worker.sinks.base import Replaced, SearchResult, WriteResult, check_complet
 from worker.sinks.query_depth import MAX_QUERY_DEPTH
 from worker.sinks.sqlite_query import translate
 from worker.sinks.sqlite_rows import (
+    LINE_COLUMNS,
     WHOLE_ID_SLOT,
     FileRow,
     RowMaker,
@@ -33,6 +34,7 @@ from worker.sinks.sqlite_rows import (
 from worker.sinks.sqlite_schema import (
     FTS_TEXT_FUNCTION,
     INSERT_FIELDSET,
+    INSERT_MESSAGE,
     LINES_VERSION,
     OLD_DOCUMENTS,
     OLD_DROP,
@@ -56,6 +58,17 @@ _ROW_ERRORS = (
 def _fts_text(message: str | None) -> str | None:
     return message
 
+
+def _upsert(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
+    """Store rows of `lines` (their messages first); how many were written."""
+    messages = {row[_TEXT]: row[_HASH] for row in rows if row[_TEXT] is not None}
+    connection.executemany(INSERT_MESSAGE, [(digest, text) for text, digest in messages.items()])
+    return int(connection.executemany(UPSERT, rows).rowcount)
+
+
+# Where a row of `lines` has its message's hash and text (the parameters of `mid`).
+_HASH = LINE_COLUMNS.index("mid")
+_TEXT = _HASH + 1
 
 # The documents of one file: "<key>-<line number>" has a seq in this range (the
 # whole-id slot, an id equal to the key, is past its end).
@@ -217,10 +230,10 @@ class SqliteSink:
                     f"< {LINES_VERSION} cannot be moved to version {SCHEMA_VERSION}: {exc}"
                 ) from None
             if len(pending) >= self.config.chunk_documents:
-                connection.executemany(UPSERT, self._resolve(connection, pending))
+                _upsert(connection, self._resolve(connection, pending))
                 pending = []
         if pending:
-            connection.executemany(UPSERT, self._resolve(connection, pending))
+            _upsert(connection, self._resolve(connection, pending))
         connection.execute(OLD_DROP)
 
     @staticmethod
@@ -287,7 +300,7 @@ class SqliteSink:
             try:
                 with self._writing() as connection:
                     rows = self._resolve(connection, pending)
-                    written = connection.executemany(UPSERT, rows).rowcount
+                    written = _upsert(connection, rows)
             except _ROW_ERRORS:
                 # Some row is bad: store the rest one by one so only that row is refused.
                 self._store_each(pending, result)
@@ -305,7 +318,7 @@ class SqliteSink:
             rows = self._resolve(connection, pending)
             for (key, slot, _, _), row in zip(pending, rows, strict=True):
                 try:
-                    written = connection.execute(UPSERT, row).rowcount
+                    written = _upsert(connection, [row])
                 except _ROW_ERRORS as exc:
                     document_id = key if slot == WHOLE_ID_SLOT else f"{key}-{slot}"
                     refused.append(f"document {document_id}: refused by SQLite: {exc}")

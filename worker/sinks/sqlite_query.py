@@ -257,7 +257,7 @@ class _Translator:
             # (nova.compute.manager) that Elasticsearch keeps as one token, and a phrase of the
             # pieces is the closest equivalent of that single token.
             return SqlCondition(
-                "documents.seq IN (SELECT rowid FROM documents_fts WHERE documents_fts MATCH ?)",
+                "documents.mid IN (SELECT rowid FROM documents_fts WHERE documents_fts MATCH ?)",
                 (fts_phrase(value),),
             )
         if field == "tags":

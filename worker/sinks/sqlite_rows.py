@@ -15,6 +15,7 @@ file key it starts with (a small integer, table `file_keys`) and the line number
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,12 @@ _LINE_FIELDS: tuple[str, ...] = (
     "message",
 )
 LINE_NAMES = frozenset(_LINE_FIELDS)
-# Columns of `lines`: `extra` holds the line's other fields as JSON members; `own` the
+_POSITION = {name: position for position, name in enumerate(_LINE_FIELDS)}
+_INTEGERS = frozenset(INTEGER_COLUMNS)
+_TYPE_OF = {name: int if name in _INTEGERS else str for name in _LINE_FIELDS}
+# Columns of `lines`: `mid` is the message's row of table `messages` (each distinct
+# message is stored, and indexed, once: CI logs repeat lines within a file and from
+# build to build); `extra` holds the line's other fields as JSON members; `own` the
 # whole line part as a JSON object when a column could not give its value back exactly
 # (a number in a keyword field, a JSON null): then the columns are only for queries.
 LINE_COLUMNS: tuple[str, ...] = (
@@ -67,11 +73,10 @@ LINE_COLUMNS: tuple[str, ...] = (
     "timestamp",
     *INTEGER_COLUMNS,
     *LINE_KEYWORDS,
-    "message",
+    "mid",
     "extra",
     "own",
 )
-_INTEGERS = frozenset(INTEGER_COLUMNS)
 
 # The line slot of an id that is not "<file key>-<line number>": the id is its key.
 WHOLE_ID_SLOT = 2**32 - 1
@@ -160,6 +165,7 @@ class _FileSplit:
     file: FileFields  # kept so that its id() stays this object's while cached
     part: dict[str, Any]  # its fields of the file part
     carried: dict[str, Any]  # its fields with a line column (a job field "host", say)
+    exact: bool  # each carried field has its column's type
 
 
 class RowMaker:
@@ -175,7 +181,8 @@ class RowMaker:
             fields = file.fields
             part = {name: value for name, value in fields.items() if name not in LINE_NAMES}
             carried = {name: value for name, value in fields.items() if name in LINE_NAMES}
-            split = self._splits[id(file)] = _FileSplit(file, part, carried)
+            exact = all(type(value) is _TYPE_OF[name] for name, value in carried.items())
+            split = self._splits[id(file)] = _FileSplit(file, part, carried, exact)
         return split
 
     def file_row(self, document: Document) -> FileRow:
@@ -193,36 +200,47 @@ class RowMaker:
         return file_row(document.index, {**split.part, **ours})
 
     def line_values(self, document: Document) -> tuple[Any, ...]:
-        """The columns of `lines` after seq and fs."""
+        """The columns of `lines` after seq and fs, the message as its hash and text
+        (the `mid` column is looked up by them, see sqlite_schema.UPSERT)."""
         own = document.fields
         split = self._split(document.file)
-        if split.carried or not FILE_NAMES.isdisjoint(own):
-            own = {
-                **split.carried,
-                **{name: value for name, value in own.items() if name not in FILE_NAMES},
-            }
+        if not FILE_NAMES.isdisjoint(own):
+            own = {name: value for name, value in own.items() if name not in FILE_NAMES}
         values = [own.get(name) for name in _LINE_FIELDS]
+        for name, value in split.carried.items():
+            if name not in own:
+                values[_POSITION[name]] = value
         timestamp = values[0]
         if not isinstance(timestamp, str) or not timestamp:
             raise Unstorable("@timestamp is missing or not a string")
-        exact = True
-        for name, value in zip(_LINE_FIELDS, values, strict=True):
-            if value is None:
-                if name in own:
-                    exact = False  # a JSON null: only `own` keeps it
-            elif type(value) is not (int if name in _INTEGERS else str):
+        # Exact: each column gives its field back as it was (not so a JSON null, or a
+        # number in a keyword field).
+        exact = split.exact
+        for name, value in own.items():
+            kind = _TYPE_OF.get(name)
+            if kind is not None and type(value) is not kind:
                 exact = False
+                break
         if not exact:
-            return (
-                *(
-                    integer(value) if name in _INTEGERS else keyword(value)
-                    for name, value in zip(_LINE_FIELDS, values, strict=True)
-                ),
-                None,
-                _dumps(own).decode(),
-            )
+            whole = {**split.carried, **own}
+            columns = [
+                integer(value) if name in _INTEGERS else keyword(value)
+                for name, value in zip(_LINE_FIELDS, values, strict=True)
+            ]
+            return (*columns[:-1], *_message(keyword(values[-1])), None, _dumps(whole).decode())
+        message: str | None = values[-1]
         extra = None
         if not LINE_NAMES.issuperset(own):
             rest = {name: value for name, value in own.items() if name not in LINE_NAMES}
             extra = _dumps(rest)[1:-1].decode()
-        return (*values, extra, None)
+        return (*values[:-1], *_message(message), extra, None)
+
+
+def _message(text: str | None) -> tuple[int | None, str | None]:
+    """The message's hash (which finds its row of `messages`) and text."""
+    if text is None:
+        return None, None
+    try:
+        return zlib.crc32(text.encode()), text
+    except UnicodeEncodeError:
+        raise Unstorable("message is not valid Unicode text") from None

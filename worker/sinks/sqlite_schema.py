@@ -4,13 +4,16 @@ Tables (see sqlite_rows for what goes where):
 - `file_keys`: one row per file key (the first part of every document id of a file);
 - `fieldsets`: one row per distinct file part (the job's fields) and daily index;
 - `lines`: one row per document, `seq` packing its file key's number and line number;
-- `documents_fts`: a contentless FTS5 index of the messages, rowid = lines.seq, kept in
-  step by triggers;
+- `messages`: each distinct message once (`mid`), found by a hash of its text; one no
+  line refers to any more is deleted with it;
+- `documents_fts`: a contentless FTS5 index of the messages, rowid = messages.mid, kept
+  in step by triggers;
 - `build_files`, `builds`: build tracking (worker/builds.py).
 
 Queries (sqlite_query) are compiled against the view `documents`, which gives every
 document with the columns of the first schemas: seq, id, idx, timestamp, message, the
-keyword and integer columns, tags (JSON array) and source (the whole document as JSON).
+keyword and integer columns, tags (JSON array) and source (the whole document as JSON),
+and mid, the rowid of its message in documents_fts.
 SQLite flattens the view into each query, joining a fieldsets row only where a query
 asks for a file field.
 """
@@ -28,11 +31,14 @@ LINES_VERSION = 5
 _FILE_FIELD_SET = frozenset(FILE_KEYWORDS)
 # The lines columns that hold a field: all but seq, fs, extra and own.
 _LINE_JSON_MEMBERS = ", ".join(
-    f"'{'@timestamp' if name == 'timestamp' else name}', l.{name}" for name in LINE_COLUMNS[2:-2]
+    f"'{'@timestamp' if name == 'timestamp' else name}', l.{name}" for name in LINE_COLUMNS[2:-3]
 )
 # The members of the line's columns: json_patch drops the NULLs (absent fields); the
 # columns never hold a JSON null (a line with one keeps its fields in `own`).
-_LINE_MEMBERS = f"substr(rtrim(json_patch('{{}}', json_object({_LINE_JSON_MEMBERS})), '}}'), 2)"
+_LINE_MEMBERS = (
+    f"substr(rtrim(json_patch('{{}}', json_object({_LINE_JSON_MEMBERS}, 'message', m.text)),"
+    " '}'), 2)"
+)
 _SOURCE = (
     "'{' || coalesce(substr(l.own, 2, length(l.own) - 2), " + _LINE_MEMBERS + ")"
     " || coalesce(',' || nullif(f.members, ''), '') || coalesce(',' || l.extra, '') || '}'"
@@ -49,7 +55,8 @@ _VIEW = (
     f"  {_ID} AS id,\n"
     "  f.idx AS idx,\n"
     "  l.timestamp AS timestamp,\n"
-    "  l.message AS message,\n"
+    "  m.text AS message,\n"
+    "  l.mid AS mid,\n"
     + "".join(
         f"  {'f' if name in _FILE_FIELD_SET else 'l'}.{name} AS {name},\n"
         for name in KEYWORD_COLUMNS
@@ -58,6 +65,7 @@ _VIEW = (
     + "  f.tags AS tags,\n"
     f"  {_SOURCE} AS source\n"
     "FROM lines AS l JOIN fieldsets AS f ON f.fs = l.fs\n"
+    "LEFT JOIN messages AS m ON m.mid = l.mid\n"
     f"LEFT JOIN file_keys AS k ON k.key_no = l.seq >> {SLOT_BITS}"
 )
 
@@ -65,9 +73,14 @@ _LINE_TYPES = {
     "seq": "INTEGER PRIMARY KEY",
     "fs": "INTEGER NOT NULL",
     "timestamp": "TEXT NOT NULL",
+    "mid": "INTEGER",
     **{name: "INTEGER" for name in INTEGER_COLUMNS},
 }
 
+_DROP_ORPHAN = (
+    "DELETE FROM messages WHERE mid = old.mid"
+    " AND NOT EXISTS (SELECT 1 FROM lines WHERE mid = old.mid)"
+)
 # Messages in the FTS index go through one function (registered on every connection),
 # so that an entry is deleted with exactly the text it was added with.
 FTS_TEXT_FUNCTION = "log_fts_text"
@@ -87,26 +100,34 @@ SCHEMA: tuple[str, ...] = (
     + ",\n".join(f"  {name} {_LINE_TYPES.get(name, 'TEXT')}" for name in LINE_COLUMNS)
     + "\n)",
     "CREATE INDEX IF NOT EXISTS lines_timestamp ON lines (timestamp)",
+    "CREATE INDEX IF NOT EXISTS lines_mid ON lines (mid)",
+    "CREATE TABLE IF NOT EXISTS messages (\n"
+    "  mid INTEGER PRIMARY KEY,\n"
+    "  hash INTEGER NOT NULL,\n"
+    "  text TEXT NOT NULL\n"
+    ")",
+    "CREATE INDEX IF NOT EXISTS messages_hash ON messages (hash)",
     f"CREATE VIEW IF NOT EXISTS {_VIEW.removeprefix('CREATE VIEW ')}",
     # Elasticsearch's standard analyzer keeps accents and joins words on "_";
     # unicode61 does the same with these options.
     "CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(message, content='',"
     " tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\")",
-    "CREATE TRIGGER IF NOT EXISTS lines_fts_insert AFTER INSERT ON lines BEGIN\n"
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN\n"
     "  INSERT INTO documents_fts (rowid, message)"
-    f" VALUES (new.seq, {FTS_TEXT_FUNCTION}(new.message));\n"
+    f" VALUES (new.mid, {FTS_TEXT_FUNCTION}(new.text));\n"
     "END",
-    "CREATE TRIGGER IF NOT EXISTS lines_fts_delete AFTER DELETE ON lines BEGIN\n"
+    "CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN\n"
     "  INSERT INTO documents_fts (documents_fts, rowid, message)"
-    f" VALUES ('delete', old.seq, {FTS_TEXT_FUNCTION}(old.message));\n"
+    f" VALUES ('delete', old.mid, {FTS_TEXT_FUNCTION}(old.text));\n"
     "END",
-    # A re-run job rewrites identical messages; skipping those keeps re-runs cheap.
-    "CREATE TRIGGER IF NOT EXISTS lines_fts_update AFTER UPDATE OF message ON lines"
-    " WHEN old.message IS NOT new.message BEGIN\n"
-    "  INSERT INTO documents_fts (documents_fts, rowid, message)"
-    f" VALUES ('delete', old.seq, {FTS_TEXT_FUNCTION}(old.message));\n"
-    "  INSERT INTO documents_fts (rowid, message)"
-    f" VALUES (new.seq, {FTS_TEXT_FUNCTION}(new.message));\n"
+    # A message goes with the last line that has it.
+    "CREATE TRIGGER IF NOT EXISTS lines_message_delete AFTER DELETE ON lines"
+    " WHEN old.mid IS NOT NULL BEGIN\n"
+    f"  {_DROP_ORPHAN};\n"
+    "END",
+    "CREATE TRIGGER IF NOT EXISTS lines_message_update AFTER UPDATE OF mid ON lines"
+    " WHEN old.mid IS NOT new.mid AND old.mid IS NOT NULL BEGIN\n"
+    f"  {_DROP_ORPHAN};\n"
     "END",
     "CREATE TABLE IF NOT EXISTS build_files (\n"
     "  build_uuid TEXT NOT NULL,\n"
@@ -130,8 +151,12 @@ OLD_DROP = "DROP TABLE documents_before_5"
 
 # A document of an older run than the stored one's is not written (see FileRun);
 # documents of no run (generation NULL) always are.
+_VALUES = ", ".join(
+    "(SELECT mid FROM messages WHERE hash = ? AND text = ?)" if name == "mid" else "?"
+    for name in LINE_COLUMNS
+)
 UPSERT = (
-    f"INSERT INTO lines ({', '.join(LINE_COLUMNS)}) VALUES ({', '.join('?' * len(LINE_COLUMNS))})"
+    f"INSERT INTO lines ({', '.join(LINE_COLUMNS)}) VALUES ({_VALUES})"
     " ON CONFLICT (seq) DO UPDATE SET "
     + ", ".join(f"{name} = excluded.{name}" for name in LINE_COLUMNS[1:])
     + " WHERE excluded.generation IS NULL OR lines.generation IS NULL"
@@ -140,4 +165,9 @@ UPSERT = (
 INSERT_FIELDSET = (
     f"INSERT OR IGNORE INTO fieldsets (idx, members, {', '.join(FILE_KEYWORDS)}, tags)"
     f" VALUES ({', '.join('?' * (len(FILE_KEYWORDS) + 3))})"
+)
+# Each distinct message once; the hash only narrows the search, the text decides.
+INSERT_MESSAGE = (
+    "INSERT INTO messages (hash, text) SELECT ?1, ?2"
+    " WHERE NOT EXISTS (SELECT 1 FROM messages WHERE hash = ?1 AND text = ?2)"
 )
