@@ -205,6 +205,10 @@ class SqliteSink:
                 if old_layout:
                     for statement in OLD_LAYOUT_DROPS:
                         connection.execute(statement)
+                else:
+                    # Made again each time: it holds no data, and so a database gets the
+                    # view of the worker that opens it.
+                    connection.execute("DROP VIEW IF EXISTS documents")
                 for statement in SCHEMA:
                     connection.execute(statement)
                 if old_layout:

@@ -29,6 +29,9 @@ SCHEMA_VERSION = 5
 LINES_VERSION = 5
 
 _FILE_FIELD_SET = frozenset(FILE_KEYWORDS)
+# Subqueries rather than joins: SQLite reads them only for a query that uses the column
+# (it keeps a join to a table unused by a count(*)).
+_MESSAGE = "(SELECT text FROM messages WHERE mid = l.mid)"
 # The lines columns that hold a field: all but seq, fs, extra and own.
 _LINE_JSON_MEMBERS = ", ".join(
     f"'{'@timestamp' if name == 'timestamp' else name}', l.{name}" for name in LINE_COLUMNS[2:-3]
@@ -36,17 +39,17 @@ _LINE_JSON_MEMBERS = ", ".join(
 # The members of the line's columns: json_patch drops the NULLs (absent fields); the
 # columns never hold a JSON null (a line with one keeps its fields in `own`).
 _LINE_MEMBERS = (
-    f"substr(rtrim(json_patch('{{}}', json_object({_LINE_JSON_MEMBERS}, 'message', m.text)),"
+    f"substr(rtrim(json_patch('{{}}', json_object({_LINE_JSON_MEMBERS}, 'message', {_MESSAGE})),"
     " '}'), 2)"
 )
 _SOURCE = (
     "'{' || coalesce(substr(l.own, 2, length(l.own) - 2), " + _LINE_MEMBERS + ")"
     " || coalesce(',' || nullif(f.members, ''), '') || coalesce(',' || l.extra, '') || '}'"
 )
-_SLOT_MASK = WHOLE_ID_SLOT
+_KEY = f"(SELECT key FROM file_keys WHERE key_no = l.seq >> {SLOT_BITS})"
 _ID = (
-    f"CASE WHEN (l.seq & {_SLOT_MASK}) = {WHOLE_ID_SLOT} THEN k.key"
-    f" ELSE k.key || '-' || (l.seq & {_SLOT_MASK}) END"
+    f"CASE WHEN (l.seq & {WHOLE_ID_SLOT}) = {WHOLE_ID_SLOT} THEN {_KEY}"
+    f" ELSE {_KEY} || '-' || (l.seq & {WHOLE_ID_SLOT}) END"
 )
 
 _VIEW = (
@@ -55,7 +58,7 @@ _VIEW = (
     f"  {_ID} AS id,\n"
     "  f.idx AS idx,\n"
     "  l.timestamp AS timestamp,\n"
-    "  m.text AS message,\n"
+    f"  {_MESSAGE} AS message,\n"
     "  l.mid AS mid,\n"
     + "".join(
         f"  {'f' if name in _FILE_FIELD_SET else 'l'}.{name} AS {name},\n"
@@ -64,9 +67,8 @@ _VIEW = (
     + "".join(f"  l.{name} AS {name},\n" for name in INTEGER_COLUMNS)
     + "  f.tags AS tags,\n"
     f"  {_SOURCE} AS source\n"
-    "FROM lines AS l JOIN fieldsets AS f ON f.fs = l.fs\n"
-    "LEFT JOIN messages AS m ON m.mid = l.mid\n"
-    f"LEFT JOIN file_keys AS k ON k.key_no = l.seq >> {SLOT_BITS}"
+    "FROM lines AS l JOIN fieldsets AS f ON f.fs = l.fs"
+
 )
 
 _LINE_TYPES = {
