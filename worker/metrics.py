@@ -175,6 +175,9 @@ class InstrumentedSink:
     def refresh(self) -> None:
         self.sink.refresh()
 
+    def stop_waiting(self) -> None:
+        self.sink.stop_waiting()
+
     def search(self, query: str, size: int = 10) -> SearchResult:
         return self.sink.search(query, size)
 

@@ -100,6 +100,10 @@ class DocumentWriter(Protocol):
         runs, so that no partial file stays searchable; returns how many."""
         ...
 
+    def stop_waiting(self) -> None:
+        """Requests waiting for the store to answer again, now and from now on, give up
+        with EngineOutage (the worker stopping: its job goes back to Gearman)."""
+
     def close(self) -> None: ...
 
 

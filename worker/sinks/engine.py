@@ -458,6 +458,9 @@ class EngineSink:
         source: dict[str, Any] = read.body["_source"]
         return source
 
+    def stop_waiting(self) -> None:
+        self.retry.stop_waiting()  # the interactive policy shares its event
+
     def close(self) -> None:
         pass
 

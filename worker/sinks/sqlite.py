@@ -487,6 +487,11 @@ class SqliteSink:
                 f"{self.path}: removing the documents of {run.filename} failed: {exc}"
             ) from None
 
+    def stop_waiting(self) -> None:
+        # Nothing waits for long here: a locked database is waited for at most
+        # sink.request_timeout (the connection's busy timeout).
+        pass
+
     def close(self) -> None:
         with self._connections_lock:
             self._closed = True
