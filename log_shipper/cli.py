@@ -569,9 +569,13 @@ def check_queries(args: argparse.Namespace) -> int:
         sink = open_reader(args)
         try:
             problems.extend(sink_problems(loaded.fingerprints, sink))
+            # An engine parses a query on each index it searches: with none, it read none.
+            empty = sink.count() == 0
         finally:
             sink.close()
         against = f"run on {mask_url(worker_config(args).sink.url)}"
+        if empty:
+            against += ", which holds no documents: an engine checks no query then"
     else:
         problems.extend(sqlite_problems(loaded.fingerprints))
         against = "parsed and translated for SQLite; the engines take full query_string syntax"
