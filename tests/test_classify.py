@@ -323,8 +323,12 @@ def test_wait_returns_once_the_summary_is_written(
     """The summary of PENDING is written while classify waits (up to 120 s)."""
     sink_config = load_config(indexed.config).sink
     sink = open_sink(indexed.url, sink_config)
-    summary = {"type": "build", "build_uuid": PENDING, "@timestamp": "2026-11-21T10:00:00Z"}
-    summary["files"] = [{"filename": path, "status": "ok"} for path in sorted(TREES["full"])]
+    summary: dict[str, Any] = {
+        "type": "build",
+        "build_uuid": PENDING,
+        "@timestamp": "2026-11-21T10:00:00Z",
+        "files": [{"filename": path, "status": "ok"} for path in sorted(TREES["full"])],
+    }
 
     def write_later() -> None:
         time.sleep(1)
@@ -339,3 +343,26 @@ def test_wait_returns_once_the_summary_is_written(
         remove_summary(indexed.url, indexed.config, PENDING)
         sink.close()
     assert (code, answer["verdict"]) == (0, "matched")
+
+
+def test_a_query_the_sink_cannot_run_is_named_and_the_others_still_run(
+    indexed: Indexed, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A wildcard: the engines run it (two lines have a word starting "conditiona"),
+    SQLite's translation refuses it, in one line naming the file."""
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    (queries / "1000001.yaml").write_text(QUERIES["1000001"])
+    (queries / "2000000.yaml").write_text("query: message:conditiona*\n")
+    args = indexed.args(FAILED)
+    args[args.index("--queries") + 1] = str(queries)
+    code, answer = run_json(capsys, args)
+    assert code == 0
+    bugs = [(b["bug"], b["hits"]) for b in answer["bugs"]]
+    if indexed.url.startswith("sqlite:"):
+        assert bugs == [("1000001", 1)]
+        (refused,) = answer["refused"]
+        assert refused.startswith(f"{queries}/2000000.yaml: unsupported on SQLite: wildcard")
+    else:
+        assert bugs == [("2000000", len(CONDITIONAL)), ("1000001", 1)]
+        assert answer["refused"] == []
