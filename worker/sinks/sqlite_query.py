@@ -45,6 +45,7 @@ from luqum.tree import (
     Word,
 )
 
+from worker.analysis import fts_term, tokens
 from worker.errors import QueryError
 from worker.sinks.query_depth import check_query_depth
 
@@ -90,8 +91,6 @@ _COLUMN_OF: dict[str, str] = {
 
 _HINT = "(use an Elasticsearch or OpenSearch sink for full query_string syntax)"
 _ESCAPED = re.compile(r"\\(.)", re.DOTALL)
-# Elasticsearch's analyzer drops punctuation-only text entirely; such a clause vanishes.
-_HAS_TOKEN = re.compile(r"\w")
 
 Param = str | int | float | None
 
@@ -251,14 +250,12 @@ class _Translator:
 
     def _value(self, field: str, value: str) -> SqlCondition | None:
         if field == DEFAULT_FIELD:
-            if not _HAS_TOKEN.search(value):
+            terms = tokens(value)
+            if not terms:
                 return None
-            # Unquoted multi-token words also become a phrase: unicode61 splits dotted names
-            # (nova.compute.manager) that Elasticsearch keeps as one token, and a phrase of the
-            # pieces is the closest equivalent of that single token.
             return SqlCondition(
                 "documents.seq IN (SELECT rowid FROM documents_fts WHERE documents_fts MATCH ?)",
-                (fts_phrase(value),),
+                (fts_phrase(" ".join(map(fts_term, terms))),),
             )
         if field == "tags":
             return SqlCondition(
