@@ -282,3 +282,91 @@ def test_a_refusal_is_one_bounded_line_keeping_its_cause(engine: tuple[EngineSin
     assert len(reason) <= 500 and "\n" not in reason
     assert reason.startswith("huge-module: ")
     assert "immense term" in reason
+
+
+def historical_documents(prefix: str) -> list[Document]:
+    """Three builds of two lines each, with the values the fingerprint queries were
+    written for (see HISTORICAL_HITS)."""
+    builds = [
+        ("neutron-fullstack-python36", "FAILURE", "openstack/nova-specs"),
+        ("tempest-full", "SUCCESS", "openstack/nova"),
+        ("tempest-full-py3", "FAILURE", "openstack/neutron"),
+    ]
+    lines = [
+        [
+            ({"loglevel": "ERROR"}, "Timed out waiting for a reply to message ID 1"),
+            ({"loglevel": "INFO"}, "Starting server"),
+        ],
+        [
+            ({"program": "proxy-server", "host": "node-1", "pid": "42"}, "ERROR Handoff (1)"),
+            ({"loglevel": "WARNING"}, "Job status: FAILURE of a dependency"),
+        ],
+        [
+            ({"program": "object-server", "host": "node-2"}, "Object PUT returned 503"),
+            ({"loglevel": "ERROR"}, "Nothing went right"),
+        ],
+    ]
+    documents: list[Document] = []
+    for number, ((name, status, project), events) in enumerate(zip(builds, lines, strict=True)):
+        fields = {"build_uuid": f"build{number}", "build_name": name}
+        fields |= {"build_status": status, "project": project, "filename": "logs/x.txt"}
+        job = Job(f"http://logs.example.org/{number}/x.txt", fields, ("console",))
+        documents += build_documents(
+            [
+                Event(line, f"2024-05-02T10:0{line}:00Z", message, parsed)
+                for line, (parsed, message) in enumerate(events, 1)
+            ],
+            job,
+            prefix,
+        )
+    return documents
+
+
+# Counted by hand in historical_documents: builds 0, 1, 2 have two documents each.
+HISTORICAL_HITS = [
+    ('build_name:"neutron-fullstack"', 2),  # a phrase of words: in neutron-fullstack-python36
+    ('build_name:"tempest-full"', 4),  # builds 1 and 2
+    ('build_name.raw:"tempest-full"', 2),  # the exact value: build 1 only
+    ("build_status:failure", 4),  # builds 0 and 2, lower-cased
+    ("build_status.raw:failure", 0),
+    ("loglevel:error", 2),
+    ("loglevel.raw:ERROR", 2),
+    ('project:"openstack/nova"', 4),  # openstack/nova and openstack/nova-specs
+    ('project.raw:"openstack/nova"', 2),
+    ('program:"proxy-server"', 1),
+    ('syslog_program:"proxy-server"', 1),  # the historical name of program
+    ('syslog_host:"node-1"', 1),
+    ("syslog_pid:42", 1),
+    ("failure", 1),  # no field: the message only, not build_status (4 documents)
+    ("error", 1),  # the message of build 1's first line, not loglevel
+]
+
+
+def test_fields_have_the_historical_index_semantics(engine: tuple[EngineSink, str]) -> None:
+    sink, _ = engine
+    sink.prepare()
+    assert sink.write(historical_documents(sink.config.index_prefix)).indexed == 6
+    sink.refresh()
+    assert [(query, sink.count(query)) for query, _ in HISTORICAL_HITS] == HISTORICAL_HITS
+
+
+# Each word is in one message ("Job status: FAILURE ...", "ERROR Handoff (1)", none has
+# 42); build_status, loglevel and pid have it in more documents.
+@pytest.mark.parametrize(("query", "hits"), [("failure", 1), ("error", 1), ("42", 0)])
+def test_a_query_without_a_field_searches_the_message_for_any_client(
+    engine: tuple[EngineSink, str], query: str, hits: int
+) -> None:
+    """As Kibana sends it: no default_field, so the index's default field applies."""
+    sink, base = engine
+    sink.prepare()
+    assert sink.write(historical_documents(sink.config.index_prefix)).indexed == 6
+    sink.refresh()
+    body = orjson.dumps({"query": {"query_string": {"query": query}}})
+    request = urllib.request.Request(
+        f"{base}/{sink.config.index_prefix}*/_count",
+        data=body,
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        count = orjson.loads(answer.read())["count"]
+    assert count == hits
