@@ -268,6 +268,38 @@ def test_query_errors_keep_the_engines_cause_in_one_line(
     assert "Traceback" not in result.stderr
 
 
+# What both engines answer, written out from their error objects: each cause once (the
+# date's reason quotes itself, and its cause repeats it; the number's cause repeats it).
+QUERY_ERRORS = [
+    (
+        "line_number:abc",
+        'query_shard_exception: failed to create query: For input string: "abc"',
+    ),
+    (
+        "@timestamp:notadate",
+        "parse_exception: failed to parse date field [notadate] with format "
+        "[strict_date_optional_time||epoch_millis] caused by: date_time_parse_exception: "
+        "Failed to parse with all enclosed parsers",
+    ),
+]
+
+
+@pytest.mark.parametrize(("query", "cause"), QUERY_ERRORS, ids=["number", "date"])
+def test_a_value_of_the_wrong_type_is_refused_with_each_cause_once(
+    engine: tuple[EngineSink, str], tmp_path: Path, query: str, cause: str
+) -> None:
+    sink, _ = engine
+    sink.prepare()
+    sink.write(build_documents(oslo_events(3), JOB, sink.config.index_prefix))
+    sink.refresh()
+    result = search_cli(query, *cli_config(sink, tmp_path), cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "log-shipper: error: query refused: search_phase_execution_exception: all shards "
+        f"failed caused by: {cause}\n"
+    )
+
+
 def test_a_refusal_is_one_bounded_line_keeping_its_cause(engine: tuple[EngineSink, str]) -> None:
     # A keyword of 40,000 bytes (file_key, the one string field kept whole without a
     # limit): the engines refuse it quoting it back whole (a Java dump of 40 KB on
