@@ -22,7 +22,14 @@ from worker.documents import Document, FileRun
 from worker.errors import ConfigError, QueryError, SinkError
 from worker.sinks.base import Replaced, SearchResult, WriteResult, check_complete
 from worker.sinks.query_depth import MAX_QUERY_DEPTH
-from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS, translate
+from worker.sinks.sqlite_query import (
+    INSTANCES,
+    INTEGER_COLUMNS,
+    KEYWORD_COLUMNS,
+    SQL_FUNCTIONS,
+    VOCABULARY,
+    translate,
+)
 
 SCHEMA_VERSION = 5
 # Version 5 indexes index_text(message) instead of the message: an older database's
@@ -76,6 +83,9 @@ _SCHEMA: tuple[str, ...] = (
     # contentless, since that text is not a column of `documents`.
     "CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(message, content='',"
     f' tokenize="{FTS_TOKENIZER}")',
+    # Its vocabulary, for wildcard and fuzzy terms (worker/sinks/sqlite_query.py).
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {VOCABULARY} USING fts5vocab(documents_fts, row)",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {INSTANCES} USING fts5vocab(documents_fts, instance)",
     "CREATE TRIGGER IF NOT EXISTS documents_fts_insert AFTER INSERT ON documents BEGIN\n"
     "  INSERT INTO documents_fts (rowid, message) VALUES (new.seq, index_text(new.message));\n"
     "END",
@@ -238,6 +248,8 @@ class SqliteSink:
             connection.execute("PRAGMA recursive_triggers = ON")
             connection.execute("PRAGMA temp_store = MEMORY")
             connection.create_function("index_text", 1, _fts_text, deterministic=True)
+            for name, (arguments, function) in SQL_FUNCTIONS.items():
+                connection.create_function(name, arguments, function, deterministic=True)
         except sqlite3.Error as exc:
             connection.close()
             raise SinkError(f"{self.path}: cannot set up SQLite database: {exc}") from None
