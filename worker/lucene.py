@@ -75,10 +75,22 @@ class Term:
 
 @dataclass(frozen=True, slots=True)
 class Phrase:
-    """Text only: the tokens in a row within one value."""
+    """Text only: the tokens in a row within one value; with a slop, in at most that many
+    moves of a token (Lucene's sloppy phrase: the query's positions of the tokens found
+    stray from each other by `slop` at most)."""
 
     field: Field
     terms: tuple[str, ...]
+    slop: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Regexp:
+    """A token (text) or value (keyword) matching all of `pattern`, Lucene's regular
+    expression written as a Python one."""
+
+    field: Field
+    pattern: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +139,7 @@ class Exists:
 
 
 # The queries on one field's values.
-FieldQuery = Term | Phrase | Prefix | Wildcard | Fuzzy | Range
+FieldQuery = Term | Phrase | Prefix | Wildcard | Regexp | Fuzzy | Range
 Query = MatchAll | MatchNone | Bool | Exists | FieldQuery
 
 
@@ -412,11 +424,15 @@ class _Parser:
         name = field if field is not None else self.fields.default_field
         if token.kind is _T.QUOTED:
             text = unescape(token.text[1:-1])
-            if slop is not None and _slop(slop) > 0 and len(tokens(text)) > 1:
-                raise unsupported("proximity search", self.span(token), token.position)
-            return self.value(name, text, True, token)
+            phrase = self.value(name, text, True, token)
+            if slop is not None and isinstance(phrase, Phrase):
+                return Phrase(phrase.field, phrase.terms, _slop(slop, self, token))
+            return phrase
         if token.kind is _T.REGEXPTERM:
-            raise unsupported("regular expression", self.span(token), token.position)
+            resolved = self.resolve(name, token)
+            if resolved is None:
+                return MatchNone()
+            return _regexp(resolved, token.text[1:-1], self.span(token), token.position)
         if token.kind is _T.STAR or (token.kind is _T.WILDTERM and token.text == "*"):
             if field is None or field == "*":
                 return MatchAll()
@@ -481,7 +497,7 @@ class _Parser:
             raise unsupported("fuzzy edit distance", self.span(token), token.position)
         kind = field.mapping.kind
         if kind is not Kind.TEXT and kind is not Kind.KEYWORD:
-            raise unsupported(f"fuzzy term on a {kind.value} field", self.span(token))
+            raise unsupported(f"fuzzy term on {kind.value} field {field.path}", self.span(token))
         term = text.lower() if kind is Kind.TEXT else text
         if edits == 0:
             return Term(field, term)
@@ -515,11 +531,12 @@ class _Parser:
         )
 
 
-def _slop(token: _Token) -> float:
+def _slop(token: _Token, parser: _Parser, start: _Token) -> int:
     try:
-        return float(token.text[1:] or 0)
+        # Lucene takes the whole part of a slop such as ~2.5.
+        return int(float(token.text[1:] or 0))
     except ValueError:
-        return 0.0
+        raise unsupported("phrase slop", parser.span(start), start.position) from None
 
 
 def _bound(token: _Token) -> str | None:
@@ -584,13 +601,13 @@ def _prefix(field: Field, prefix: str) -> Query:
         return Prefix(field, prefix.lower())
     if kind is Kind.KEYWORD:
         return Prefix(field, prefix)
-    raise unsupported(f"prefix term on a {kind.value} field", f"{prefix}*")
+    raise unsupported(f"prefix term on {kind.value} field {field.path}", f"{prefix}*")
 
 
 def _wildcard(field: Field, text: str, token: _Token) -> Query:
     kind = field.mapping.kind
     if kind is not Kind.TEXT and kind is not Kind.KEYWORD:
-        raise unsupported(f"wildcard on a {kind.value} field", text, token.position)
+        raise unsupported(f"wildcard on {kind.value} field {field.path}", text, token.position)
     parts: list[str] = [""]
     index = 0
     while index < len(text):
@@ -650,7 +667,17 @@ def _range(
         if high_ms is not None and not include_high:
             high_ms -= 1
         return Range(field, low_ms, high_ms)
-    raise unsupported(f"range on a {kind.value} field", parser.span(token), token.position)
+    if kind is Kind.TEXT:
+        # A range of the tokens themselves, its bounds lower-cased.
+        return Range(
+            field,
+            None if low is None else low.lower(),
+            None if high is None else high.lower(),
+            include_low,
+            include_high,
+        )
+    what = f"range on {kind.value} field {field.path}"
+    raise unsupported(what, parser.span(token), token.position)
 
 
 # strict_date_optional_time: a date, optionally a time, optionally a zone.
@@ -703,3 +730,68 @@ def _millis(text: str, round_up: bool, field: Field) -> int:
         offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
         moment -= sign * offset
     return (moment - _EPOCH) // timedelta(seconds=1) * 1000 + millis
+
+
+# Lucene's regular expressions (RegExp with its default syntax): these are plain
+# characters in Python's engine only when escaped; Lucene's own operators beyond
+# Python's are refused by name.
+_REGEX_OPERATORS = {
+    "@": "any string (@)",
+    "#": "empty language (#)",
+    "<": "numeric range (<>)",
+    "&": "intersection (&)",
+    "~": "complement (~)",
+}
+
+
+def _regexp(field: Field, text: str, shown: str, position: int) -> Query:
+    kind = field.mapping.kind
+    if kind is not Kind.TEXT and kind is not Kind.KEYWORD:
+        raise unsupported(f"regular expression on {kind.value} field {field.path}", shown, position)
+    # Unlike a wildcard, Elasticsearch does not lower-case an expression: /FO+/ finds no
+    # token of a text field.
+    out: list[str] = []
+    index = 0
+    in_class = False
+    while index < len(text):
+        character = text[index]
+        if character == "\\" and index + 1 < len(text):
+            out.append(re.escape(text[index + 1]))
+            index += 2
+            continue
+        if in_class:
+            if character == "]":
+                in_class = False
+                out.append("]")
+            elif character in "[&~\\":
+                out.append("\\" + character)
+            else:
+                out.append(character)
+        elif character == "[":
+            in_class = True
+            out.append("[")
+            if text[index + 1 : index + 2] == "^":
+                out.append("^")
+                index += 1
+        elif character == '"':
+            end = text.find('"', index + 1)
+            if end < 0:
+                raise unsupported("regular expression with an unclosed string", shown, position)
+            out.append(re.escape(text[index + 1 : end]))
+            index = end + 1
+            continue
+        elif character in _REGEX_OPERATORS:
+            raise unsupported(
+                f"regular expression operator {_REGEX_OPERATORS[character]}", shown, position
+            )
+        elif character in ".*+?|(){},":
+            out.append(character)
+        else:
+            out.append(re.escape(character))
+        index += 1
+    pattern = "".join(out)
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise QueryError(f"query syntax error: regular expression {shown}: {exc}") from None
+    return Regexp(field, pattern)

@@ -35,6 +35,7 @@ from worker.lucene import (
     Prefix,
     Query,
     Range,
+    Regexp,
     Term,
     Wildcard,
     parse,
@@ -188,7 +189,23 @@ def _fts(query: FieldQuery) -> SqlCondition:
     if isinstance(query, Term):
         return SqlCondition(_IN_FTS, (fts_phrase([str(query.value)]),))
     if isinstance(query, Phrase):
-        return SqlCondition(_IN_FTS, (fts_phrase(query.terms),))
+        if not query.slop:
+            return SqlCondition(_IN_FTS, (fts_phrase(query.terms),))
+        # FTS5's NEAR finds every sloppy match and some more (either order, the same
+        # distance); the tokens of those messages decide.
+        near = " ".join(fts_phrase([term]) for term in query.terms)
+        spec = orjson.dumps(_text_spec(query)).decode()
+        return SqlCondition(
+            f"{_IN_FTS} AND lucene_text(?, documents.message)",
+            (f"NEAR({near}, {query.slop})", spec),
+        )
+    if isinstance(query, Regexp):
+        terms = f"SELECT term FROM {VOCABULARY} WHERE lucene_text(?, term)"
+        spec = orjson.dumps(["value_regexp", query.pattern]).decode()
+        return SqlCondition(_IN_INSTANCES.format(f"term IN ({terms})"), (spec,))
+    if isinstance(query, Range):
+        where, bounds = _bounds(query, "term")
+        return SqlCondition(_IN_INSTANCES.format(where), bounds)
     if isinstance(query, Prefix):
         if not query.prefix:
             return _exists(query.field)
@@ -222,8 +239,6 @@ def _fts(query: FieldQuery) -> SqlCondition:
                 FUZZY_MAX_EXPANSIONS,
             ),
         )
-    if isinstance(query, Range):
-        raise QueryError(f"unsupported on SQLite: range on the text field {query.field.path}")
     raise QueryError(f"unsupported on SQLite: {type(query).__name__} on {query}")
 
 
@@ -243,19 +258,16 @@ def _text_spec(query: FieldQuery) -> list[object]:
     if isinstance(query, Term):
         return ["term", query.value]
     if isinstance(query, Phrase):
-        return ["phrase", list(query.terms)]
+        return ["phrase", list(query.terms), query.slop]
     if isinstance(query, Prefix):
         return ["prefix", query.prefix]
     if isinstance(query, Wildcard):
-        return ["wildcard", _regex(query.parts)]
+        return ["regexp", _regex(query.parts)]
+    if isinstance(query, Regexp):
+        return ["regexp", query.pattern]
     if isinstance(query, Fuzzy):
         return ["fuzzy", query.term, query.max_edits]
-    if isinstance(query, Range):
-        raise QueryError(
-            f"unsupported on SQLite: range on the analyzed text field {query.field.path}"
-            f" (use {query.field.path}.raw for a range of exact values)"
-        )
-    raise QueryError(f"unsupported on SQLite: {type(query).__name__} on {query.field.path}")
+    return ["range", query.low, query.high, query.include_low, query.include_high]
 
 
 def _regex(parts: Sequence[str]) -> str:
@@ -279,20 +291,64 @@ def text_match(spec: str, value: str | None) -> bool:
         return False
     terms = _value_tokens(value)
     operator, *arguments = orjson.loads(spec)
+    if operator == "value_regexp":
+        return _regexp(arguments[0]).fullmatch(value) is not None
+    terms = _value_tokens(value)
     if operator == "term":
         return arguments[0] in terms
     if operator == "phrase":
-        phrase = tuple(arguments[0])
-        width = len(phrase)
-        return any(terms[i : i + width] == phrase for i in range(len(terms) - width + 1))
+        return _phrase_in(terms, tuple(arguments[0]), arguments[1])
     if operator == "prefix":
         return any(term.startswith(arguments[0]) for term in terms)
-    if operator == "wildcard":
-        pattern = re.compile(arguments[0], re.DOTALL)
+    if operator == "regexp":
+        pattern = _regexp(arguments[0])
         return any(pattern.fullmatch(term) for term in terms)
     if operator == "fuzzy":
         return any(edits_within(arguments[0], term, arguments[1]) for term in terms)
+    if operator == "range":
+        low, high, include_low, include_high = arguments
+        return any(
+            (low is None or term > low or (include_low and term == low))
+            and (high is None or term < high or (include_high and term == high))
+            for term in terms
+        )
     raise QueryError(f"unknown text predicate {operator!r}")
+
+
+@lru_cache(maxsize=256)
+def _regexp(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.DOTALL)
+
+
+def _phrase_in(terms: tuple[str, ...], phrase: tuple[str, ...], slop: int) -> bool:
+    """Whether the phrase's tokens are in `terms` within `slop` (Lucene's sloppy phrase:
+    each found position less its place in the phrase stays within `slop` of the
+    others; each position used once)."""
+    width = len(phrase)
+    if not slop:
+        return any(terms[i : i + width] == phrase for i in range(len(terms) - width + 1))
+    where: dict[str, list[int]] = {}
+    for position, term in enumerate(terms):
+        where.setdefault(term, []).append(position)
+    choices = [where.get(term, []) for term in phrase]
+    if not all(choices):
+        return False
+
+    def fits(place: int, used: tuple[int, ...], low: int, high: int) -> bool:
+        if place == width:
+            return True
+        for position in choices[place]:
+            shifted = position - place
+            new_low, new_high = min(low, shifted), max(high, shifted)
+            if (
+                new_high - new_low <= slop
+                and position not in used
+                and fits(place + 1, (*used, position), new_low, new_high)
+            ):
+                return True
+        return False
+
+    return any(fits(1, (first,), first, first) for first in choices[0])
 
 
 def edits_within(a: str, b: str, limit: int) -> bool:
@@ -375,6 +431,9 @@ def _keyword(query: FieldQuery) -> SqlCondition:
         )
     if isinstance(query, Wildcard):
         return _on_strings(field, "{v} GLOB ?" + guard, (_glob(query.parts)[0],))
+    if isinstance(query, Regexp):
+        spec = orjson.dumps(["value_regexp", query.pattern]).decode()
+        return _on_strings(field, "lucene_text(?, {v})" + guard, (spec,))
     if isinstance(query, Fuzzy):
         # Within the edits of the query term; Lucene's limit on expansions is not applied.
         return _on_strings(
@@ -385,7 +444,7 @@ def _keyword(query: FieldQuery) -> SqlCondition:
     if isinstance(query, Range):
         predicate, params = _bounds(query)
         return _on_strings(field, predicate + guard, params)
-    raise QueryError(f"unsupported on SQLite: phrase on the keyword field {field.path}")
+    raise QueryError(f"unsupported on SQLite: a phrase on the keyword field {field.path}")
 
 
 def _bounds(query: Range, value: str = "{v}") -> tuple[str, tuple[Param, ...]]:
