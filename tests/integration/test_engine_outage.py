@@ -134,7 +134,7 @@ def stored(engine: PrivateEngine, build: Build, filename: str) -> tuple[int, int
     """Documents of `filename` in the engine now, and how many runs (generations) wrote them."""
     pattern = f"{build.prefix}*"
     request(engine, f"/{pattern}/_refresh?allow_no_indices=true")
-    query = {"bool": {"filter": [{"term": {"filename": filename}}]}}
+    query = {"bool": {"filter": [{"term": {"filename.raw": filename}}]}}
     answer = request(
         engine,
         f"/{pattern}/_search?allow_no_indices=true",

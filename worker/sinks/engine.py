@@ -580,7 +580,12 @@ class EngineSink:
 
 
 def _of_build_file(build_uuid: str, filename: str) -> list[dict[str, Any]]:
-    return [{"term": {"build_uuid": build_uuid}}, {"term": {"filename": filename}}]
+    # The exact values: build_uuid and filename are analysed text, as in the historical
+    # index. Their .raw sub-fields keep values up to 4096 characters (the template),
+    # over the 4 KiB a job's value may have (job.MAX_VALUE_BYTES), so that every file
+    # is found again when re-indexed; file_key (no build) and generation stay keyword
+    # and long, the sink's own.
+    return [{"term": {"build_uuid.raw": build_uuid}}, {"term": {"filename.raw": filename}}]
 
 
 def _from_generation(operator: str, run: FileRun) -> dict[str, Any]:
