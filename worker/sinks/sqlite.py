@@ -1,9 +1,9 @@
 """The embedded default sink: one SQLite file with an FTS5 index on `message`.
 
-Layout: table `documents` (one row per document, well-known fields in columns, the whole
-source as JSON so extra build fields survive) and `documents_fts`, an external-content FTS5
-table that triggers keep in step with it. Re-running a job upserts by document id, so
-neither rows nor index entries are duplicated.
+Layout (worker/sinks/sqlite_schema.py): each document a row of `lines` with its line's
+own fields, the job's fields once per file in `fieldsets`, each distinct message once in
+`messages` and the FTS index; queries see them as the view `documents`. Re-running a job
+upserts by document id, so neither rows nor index entries are duplicated.
 """
 
 from __future__ import annotations
@@ -16,12 +16,21 @@ from typing import Any
 
 import orjson
 
+from worker.analysis import index_text
 from worker.config import SinkConfig, parse_sink_url
 from worker.documents import Document, FileRun
 from worker.errors import ConfigError, QueryError, SinkError
-from worker.sinks.base import Replaced, SearchResult, WriteResult, check_complete
+from worker.sinks.base import (
+    COUNTS_SIZE,
+    Replaced,
+    SearchResult,
+    WriteResult,
+    check_complete,
+    check_counts_size,
+    summary_window,
+)
 from worker.sinks.query_depth import MAX_QUERY_DEPTH
-from worker.sinks.sqlite_query import translate
+from worker.sinks.sqlite_query import SQL_FUNCTIONS, field_values, translate
 from worker.sinks.sqlite_rows import (
     LINE_COLUMNS,
     WHOLE_ID_SLOT,
@@ -56,7 +65,7 @@ _ROW_ERRORS = (
 
 
 def _fts_text(message: str | None) -> str | None:
-    return message
+    return None if message is None else index_text(message)
 
 
 def _upsert(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
@@ -74,8 +83,18 @@ _TEXT = _HASH + 1
 # whole-id slot, an id equal to the key, is past its end).
 _OF_FILE = "seq >= ? AND seq < ?"
 
+# A build summary's @timestamp (written by worker.builds.iso, so it compares as text).
+_SUMMARY_TIME = "json_extract(summary, '$.\"@timestamp\"')"
+
 # A pending row of `lines`: its file key, line slot, fieldsets row and other columns.
 _Pending = tuple[str, int, FileRow, tuple[Any, ...]]
+
+
+def _outcomes(connection: sqlite3.Connection, build_uuid: str) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        "SELECT outcome FROM build_files WHERE build_uuid = ? ORDER BY filename", (build_uuid,)
+    ).fetchall()
+    return [orjson.loads(row[0]) for row in rows]
 
 
 class SqliteSink:
@@ -134,6 +153,8 @@ class SqliteSink:
             connection.execute("PRAGMA recursive_triggers = ON")
             connection.execute("PRAGMA temp_store = MEMORY")
             connection.create_function(FTS_TEXT_FUNCTION, 1, _fts_text, deterministic=True)
+            for name, (arguments, function) in SQL_FUNCTIONS.items():
+                connection.create_function(name, arguments, function, deterministic=True)
         except sqlite3.Error as exc:
             connection.close()
             raise SinkError(f"{self.path}: cannot set up SQLite database: {exc}") from None
@@ -349,16 +370,17 @@ class SqliteSink:
             ).fetchone()
         return int(row[0])
 
-    def search(self, query: str, size: int = 10) -> SearchResult:
+    def search(self, query: str, size: int = 10, *, oldest_first: bool = False) -> SearchResult:
         condition = translate(query)
         size = max(size, 0)
+        order = "ASC" if oldest_first else "DESC"
         with self._reading() as connection:
             total = connection.execute(
                 f"SELECT count(*) FROM documents WHERE {condition.sql}", condition.params
             ).fetchone()[0]
             rows = connection.execute(
                 f"SELECT id, idx, source FROM documents WHERE {condition.sql}"
-                " ORDER BY timestamp DESC, seq DESC LIMIT ?",
+                f" ORDER BY timestamp {order}, seq {order} LIMIT ?",
                 (*condition.params, size),
             ).fetchall()
         hits: list[dict[str, Any]] = []
@@ -368,6 +390,33 @@ class SqliteSink:
             hit["_index"] = index
             hits.append(hit)
         return SearchResult(total=int(total), hits=hits)
+
+    def counts(self, query: str, field: str, size: int = COUNTS_SIZE) -> dict[str, int]:
+        check_counts_size(size)
+        condition = translate(query)
+        values = field_values(field)
+        counted = "DISTINCT documents.seq" if values.repeats else "*"
+        with self._reading() as connection:
+            rows = connection.execute(
+                f"SELECT {values.value} AS exact_value, count({counted}) AS hits"
+                f" FROM documents{values.joins}"
+                f" WHERE ({condition.sql}) AND {values.value} IS NOT NULL"
+                " GROUP BY exact_value ORDER BY hits DESC, exact_value LIMIT ?",
+                (*values.params, *condition.params, size),
+            ).fetchall()
+        return {str(value): int(hits) for value, hits in rows}
+
+    def builds(self, since: str, until: str) -> list[dict[str, Any]]:
+        if not self._prepared:
+            self.prepare()
+        start, end = summary_window(since, until)
+        with self._reading() as connection:
+            rows = connection.execute(
+                f"SELECT summary FROM builds WHERE {_SUMMARY_TIME} >= ? AND {_SUMMARY_TIME} < ?"
+                f" ORDER BY {_SUMMARY_TIME}, build_uuid",
+                (start, end),
+            ).fetchall()
+        return [orjson.loads(row[0]) for row in rows]
 
     def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
         if not self._prepared:
@@ -379,12 +428,15 @@ class SqliteSink:
                     "INSERT OR REPLACE INTO build_files VALUES (?, ?, ?)",
                     (build_uuid, str(outcome["filename"]), orjson.dumps(outcome).decode()),
                 )
-                rows = connection.execute(
-                    "SELECT outcome FROM build_files WHERE build_uuid = ?", (build_uuid,)
-                ).fetchall()
+                return _outcomes(connection, build_uuid)
         except sqlite3.Error as exc:
             raise SinkError(f"{self.path}: recording a file outcome failed: {exc}") from None
-        return [orjson.loads(row[0]) for row in rows]
+
+    def file_outcomes(self, build_uuid: str) -> list[dict[str, Any]]:
+        if not self._prepared:
+            self.prepare()
+        with self._reading() as connection:
+            return _outcomes(connection, build_uuid)
 
     def put_build(self, summary: dict[str, Any]) -> None:
         try:
@@ -489,6 +541,11 @@ class SqliteSink:
             raise SinkError(
                 f"{self.path}: removing the documents of {run.filename} failed: {exc}"
             ) from None
+
+    def stop_waiting(self) -> None:
+        # Nothing waits for long here: a locked database is waited for at most
+        # sink.request_timeout (the connection's busy timeout).
+        pass
 
     def close(self) -> None:
         with self._connections_lock:

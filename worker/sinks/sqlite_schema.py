@@ -20,13 +20,14 @@ asks for a file field.
 
 from __future__ import annotations
 
-from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS
+from worker.analysis import FTS_TOKENIZER
+from worker.sinks.sqlite_query import INSTANCES, INTEGER_COLUMNS, KEYWORD_COLUMNS, VOCABULARY
 from worker.sinks.sqlite_rows import FILE_KEYWORDS, LINE_COLUMNS, SLOT_BITS, WHOLE_ID_SLOT
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 # The first version whose documents live in `lines`; older ones had a `documents` table
 # holding each document's whole source, which prepare() moves into the new tables.
-LINES_VERSION = 5
+LINES_VERSION = 6
 
 _FILE_FIELD_SET = frozenset(FILE_KEYWORDS)
 # Subqueries rather than joins: SQLite reads them only for a query that uses the column
@@ -68,7 +69,6 @@ _VIEW = (
     + "  f.tags AS tags,\n"
     f"  {_SOURCE} AS source\n"
     "FROM lines AS l JOIN fieldsets AS f ON f.fs = l.fs"
-
 )
 
 _LINE_TYPES = {
@@ -110,10 +110,13 @@ SCHEMA: tuple[str, ...] = (
     ")",
     "CREATE INDEX IF NOT EXISTS messages_hash ON messages (hash)",
     f"CREATE VIEW IF NOT EXISTS {_VIEW.removeprefix('CREATE VIEW ')}",
-    # Elasticsearch's standard analyzer keeps accents and joins words on "_";
-    # unicode61 does the same with these options.
+    # The FTS index holds index_text(message), Elasticsearch's standard analyzer's tokens,
+    # under a tokenizer that keeps them whole (worker/analysis.py).
     "CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(message, content='',"
-    " tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\")",
+    f' tokenize="{FTS_TOKENIZER}")',
+    # Its vocabulary, for wildcard and fuzzy terms (worker/sinks/sqlite_query.py).
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {VOCABULARY} USING fts5vocab(documents_fts, row)",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {INSTANCES} USING fts5vocab(documents_fts, instance)",
     "CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN\n"
     "  INSERT INTO documents_fts (rowid, message)"
     f" VALUES (new.mid, {FTS_TEXT_FUNCTION}(new.text));\n"
@@ -145,11 +148,13 @@ OLD_LAYOUT_DROPS: tuple[str, ...] = (
     "DROP TRIGGER IF EXISTS documents_fts_insert",
     "DROP TRIGGER IF EXISTS documents_fts_delete",
     "DROP TRIGGER IF EXISTS documents_fts_update",
+    f"DROP TABLE IF EXISTS {VOCABULARY}",
+    f"DROP TABLE IF EXISTS {INSTANCES}",
     "DROP TABLE IF EXISTS documents_fts",
-    "ALTER TABLE documents RENAME TO documents_before_5",
+    "ALTER TABLE documents RENAME TO documents_before_6",
 )
-OLD_DOCUMENTS = "SELECT id, idx, source FROM documents_before_5 ORDER BY seq"
-OLD_DROP = "DROP TABLE documents_before_5"
+OLD_DOCUMENTS = "SELECT id, idx, source FROM documents_before_6 ORDER BY seq"
+OLD_DROP = "DROP TABLE documents_before_6"
 
 # A document of an older run than the stored one's is not written (see FileRun);
 # documents of no run (generation NULL) always are.
