@@ -41,16 +41,14 @@ from worker.lucene import (
     parse,
 )
 
-# Keyword fields stored in their own TEXT column (exact match, indexable).
-KEYWORD_COLUMNS: tuple[str, ...] = (
+# Keyword fields stored in their own TEXT column (exact match, indexable): those a job
+# sets for its whole file (log_shipper/metadata.py), which the storage keeps, with tags,
+# once per file in table `fieldsets` (worker/sinks/sqlite_schema.py; documents.fs is its
+# row), so that a condition on one is evaluated on each file's values once, not on
+# every document; and those a line's parser sets.
+FILE_KEYWORD_COLUMNS: tuple[str, ...] = (
     "filename",
     "log_url",
-    "loglevel",
-    "module",
-    "pid",
-    "request_id",
-    "global_request_id",
-    "instance",
     "build_uuid",
     "build_short_uuid",
     "build_name",
@@ -66,9 +64,19 @@ KEYWORD_COLUMNS: tuple[str, ...] = (
     "node_provider",
     "build_node",
     "zuul_executor",
+)
+LINE_KEYWORD_COLUMNS: tuple[str, ...] = (
+    "loglevel",
+    "module",
+    "pid",
+    "request_id",
+    "global_request_id",
+    "instance",
     "host",
     "program",
 )
+KEYWORD_COLUMNS = FILE_KEYWORD_COLUMNS + LINE_KEYWORD_COLUMNS
+FILE_COLUMNS = frozenset(FILE_KEYWORD_COLUMNS)
 # INTEGER affinity makes `line_number:12` (a text parameter) compare as a number.
 INTEGER_COLUMNS: tuple[str, ...] = ("line_number", "line_count", "generation")
 # Document fields whose column name differs from the field name.
@@ -402,16 +410,27 @@ def _json_path(field: str) -> str:
     return "$" + "".join(f'."{part}"' for part in parts)
 
 
+def _of_files(condition: str) -> str:
+    """The documents of the files (fieldsets rows) that `condition` holds for."""
+    return f"documents.fs IN (SELECT fs FROM fieldsets WHERE {condition})"
+
+
 def _on_strings(field: Field, predicate: str, params: tuple[Param, ...]) -> SqlCondition:
     """`predicate` (with {v} for the value) true of a string value of `field`."""
     column = _COLUMN_OF.get(field.path)
+    if column in FILE_COLUMNS:
+        return SqlCondition(
+            _of_files(f"({predicate.format(v=f'fieldsets.{column}')}) IS TRUE"), params
+        )
     if column is not None and field.path not in INTEGER_COLUMNS:
         # IS TRUE so that a missing value is false, not NULL, under NOT.
         return SqlCondition(f"({predicate.format(v=f'documents.{column}')}) IS TRUE", params)
     if field.path == "tags":
-        source, path_params = "json_each(documents.tags)", tuple[Param, ...]()
-    else:
-        source, path_params = "json_each(documents.source, ?)", (_json_path(field.path),)
+        where = predicate.format(v=_JSON_TEXT)
+        return SqlCondition(
+            _of_files(f"EXISTS (SELECT 1 FROM json_each(fieldsets.tags) WHERE {where})"), params
+        )
+    source, path_params = "json_each(documents.source, ?)", (_json_path(field.path),)
     return SqlCondition(
         f"EXISTS (SELECT 1 FROM {source} WHERE {predicate.format(v=_JSON_TEXT)})",
         (*path_params, *params),
@@ -542,7 +561,7 @@ def _exists(field: Field) -> SqlCondition:
     if field.path == FTS_FIELD:
         return SqlCondition("documents.message IS NOT NULL")
     if field.path == "tags":
-        return SqlCondition("json_array_length(documents.tags) > 0")
+        return SqlCondition(_of_files("json_array_length(tags) > 0"))
     column = _COLUMN_OF.get(field.path)
     if column is not None:
         return SqlCondition(f"documents.{column} IS NOT NULL")

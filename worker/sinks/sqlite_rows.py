@@ -22,33 +22,10 @@ from typing import Any
 import orjson
 
 from worker.documents import Document, FileFields
-from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS
+from worker.sinks.sqlite_query import FILE_KEYWORD_COLUMNS, INTEGER_COLUMNS, LINE_KEYWORD_COLUMNS
 
-# Keyword fields a job sets for its whole file (log_shipper/metadata.py): columns of
-# `fieldsets`. Every other keyword column belongs to the line.
-_JOB_FIELDS = frozenset(
-    {
-        "filename",
-        "log_url",
-        "build_uuid",
-        "build_short_uuid",
-        "build_name",
-        "build_status",
-        "build_queue",
-        "build_change",
-        "build_patchset",
-        "build_ref",
-        "build_branch",
-        "build_newrev",
-        "project",
-        "voting",
-        "node_provider",
-        "build_node",
-        "zuul_executor",
-    }
-)
-FILE_KEYWORDS: tuple[str, ...] = tuple(name for name in KEYWORD_COLUMNS if name in _JOB_FIELDS)
-LINE_KEYWORDS: tuple[str, ...] = tuple(name for name in KEYWORD_COLUMNS if name not in _JOB_FIELDS)
+FILE_KEYWORDS = FILE_KEYWORD_COLUMNS
+LINE_KEYWORDS = LINE_KEYWORD_COLUMNS
 # Fields of the file part; each is a column of `fieldsets` (tags as a JSON array).
 FILE_NAMES = frozenset(FILE_KEYWORDS) | {"tags"}
 # Fields with a column of `lines`, in the column order of LINE_COLUMNS after seq, fs.

@@ -13,7 +13,8 @@ Tables (see sqlite_rows for what goes where):
 Queries (sqlite_query) are compiled against the view `documents`, which gives every
 document with the columns of the first schemas: seq, id, idx, timestamp, message, the
 keyword and integer columns, tags (JSON array) and source (the whole document as JSON),
-and mid, the rowid of its message in documents_fts.
+mid, the rowid of its message in documents_fts, and fs, its file's row of `fieldsets`
+(whose columns of the same names a query may test once per file instead).
 SQLite flattens the view into each query, joining a fieldsets row only where a query
 asks for a file field.
 """
@@ -56,6 +57,7 @@ _ID = (
 _VIEW = (
     "CREATE VIEW documents AS SELECT\n"
     "  l.seq AS seq,\n"
+    "  l.fs AS fs,\n"
     f"  {_ID} AS id,\n"
     "  f.idx AS idx,\n"
     "  l.timestamp AS timestamp,\n"
