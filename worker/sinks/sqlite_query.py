@@ -100,6 +100,9 @@ class SqlCondition:
 
     sql: str
     params: tuple[Param, ...] = ()
+    # When the condition is on the file fields alone: the same over table fieldsets
+    # (then sql is "documents.fs IN (SELECT fs FROM fieldsets WHERE <files>)").
+    files: str | None = None
 
 
 MATCH_ALL = SqlCondition("1")
@@ -158,7 +161,28 @@ def _boolean(query: Bool) -> SqlCondition:
     excluded = _or([compile_query(q) for q in query.must_not])
     if excluded == MATCH_NONE:
         return positive
+    if excluded.files is not None:
+        # Every document has a fieldsets row: not in these files is in the others.
+        return _and([positive, _of_files(f"NOT ({excluded.files})", excluded.params)])
     return _and([positive, SqlCondition(f"NOT ({excluded.sql})", excluded.params)])
+
+
+def _joined(operator: str, conditions: Sequence[SqlCondition]) -> SqlCondition:
+    """Conditions joined by AND or OR; those on file fields become one test of the
+    fieldsets rows, so that SQLite seeks the index of lines by each file it selects."""
+    files = [c for c in conditions if c.files is not None]
+    if len(files) > 1:
+        merged = _of_files(
+            f" {operator} ".join(f"({c.files})" for c in files),
+            tuple(p for c in files for p in c.params),
+        )
+        conditions = [merged, *(c for c in conditions if c.files is None)]
+    if len(conditions) == 1:
+        return conditions[0]
+    return SqlCondition(
+        f" {operator} ".join(f"({c.sql})" for c in conditions),
+        tuple(p for c in conditions for p in c.params),
+    )
 
 
 def _and(conditions: Sequence[SqlCondition]) -> SqlCondition:
@@ -167,11 +191,7 @@ def _and(conditions: Sequence[SqlCondition]) -> SqlCondition:
     useful = [c for c in conditions if c != MATCH_ALL]
     if not useful:
         return MATCH_ALL
-    if len(useful) == 1:
-        return useful[0]
-    return SqlCondition(
-        " AND ".join(f"({c.sql})" for c in useful), tuple(p for c in useful for p in c.params)
-    )
+    return _joined("AND", useful)
 
 
 def _or(conditions: Sequence[SqlCondition]) -> SqlCondition:
@@ -180,11 +200,7 @@ def _or(conditions: Sequence[SqlCondition]) -> SqlCondition:
     useful = [c for c in conditions if c != MATCH_NONE]
     if not useful:
         return MATCH_NONE
-    if len(useful) == 1:
-        return useful[0]
-    return SqlCondition(
-        " OR ".join(f"({c.sql})" for c in useful), tuple(p for c in useful for p in c.params)
-    )
+    return _joined("OR", useful)
 
 
 # -- message: the FTS index --------------------------------------------------------------
@@ -410,26 +426,24 @@ def _json_path(field: str) -> str:
     return "$" + "".join(f'."{part}"' for part in parts)
 
 
-def _of_files(condition: str) -> str:
+def _of_files(condition: str, params: tuple[Param, ...] = ()) -> SqlCondition:
     """The documents of the files (fieldsets rows) that `condition` holds for."""
-    return f"documents.fs IN (SELECT fs FROM fieldsets WHERE {condition})"
+    return SqlCondition(
+        f"documents.fs IN (SELECT fs FROM fieldsets WHERE {condition})", params, condition
+    )
 
 
 def _on_strings(field: Field, predicate: str, params: tuple[Param, ...]) -> SqlCondition:
     """`predicate` (with {v} for the value) true of a string value of `field`."""
     column = _COLUMN_OF.get(field.path)
     if column in FILE_COLUMNS:
-        return SqlCondition(
-            _of_files(f"({predicate.format(v=f'fieldsets.{column}')}) IS TRUE"), params
-        )
+        return _of_files(f"({predicate.format(v=f'fieldsets.{column}')}) IS TRUE", params)
     if column is not None and field.path not in INTEGER_COLUMNS:
         # IS TRUE so that a missing value is false, not NULL, under NOT.
         return SqlCondition(f"({predicate.format(v=f'documents.{column}')}) IS TRUE", params)
     if field.path == "tags":
         where = predicate.format(v=_JSON_TEXT)
-        return SqlCondition(
-            _of_files(f"EXISTS (SELECT 1 FROM json_each(fieldsets.tags) WHERE {where})"), params
-        )
+        return _of_files(f"EXISTS (SELECT 1 FROM json_each(fieldsets.tags) WHERE {where})", params)
     source, path_params = "json_each(documents.source, ?)", (_json_path(field.path),)
     return SqlCondition(
         f"EXISTS (SELECT 1 FROM {source} WHERE {predicate.format(v=_JSON_TEXT)})",
@@ -561,8 +575,10 @@ def _exists(field: Field) -> SqlCondition:
     if field.path == FTS_FIELD:
         return SqlCondition("documents.message IS NOT NULL")
     if field.path == "tags":
-        return SqlCondition(_of_files("json_array_length(tags) > 0"))
+        return _of_files("json_array_length(tags) > 0")
     column = _COLUMN_OF.get(field.path)
+    if column in FILE_COLUMNS:
+        return _of_files(f"{column} IS NOT NULL")
     if column is not None:
         return SqlCondition(f"documents.{column} IS NOT NULL")
     return SqlCondition(
