@@ -30,7 +30,7 @@ from worker.sinks.base import (
     summary_window,
 )
 from worker.sinks.query_depth import MAX_QUERY_DEPTH
-from worker.sinks.sqlite_query import SQL_FUNCTIONS, field_values, translate
+from worker.sinks.sqlite_query import FILE_COLUMNS, SQL_FUNCTIONS, field_values, translate
 from worker.sinks.sqlite_rows import (
     LINE_COLUMNS,
     WHOLE_ID_SLOT,
@@ -88,6 +88,25 @@ _SUMMARY_TIME = "json_extract(summary, '$.\"@timestamp\"')"
 
 # A pending row of `lines`: its file key, line slot, fieldsets row and other columns.
 _Pending = tuple[str, int, FileRow, tuple[Any, ...]]
+
+
+def _file_counts(condition: str, field: str) -> tuple[str, tuple[Any, ...]]:
+    """Counts by a file field (sqlite_query.FILE_COLUMNS) or tags: documents are
+    counted per file first, then each file's count goes to its values."""
+    per_file = f"SELECT fs, count(*) AS n FROM documents WHERE {condition} GROUP BY fs"
+    if field == "tags":
+        # DISTINCT: a tag listed twice counts a document once.
+        tagged = (
+            f"SELECT DISTINCT per_file.fs, per_file.n, tag.value AS value FROM ({per_file})"
+            " AS per_file JOIN fieldsets USING (fs), json_each(fieldsets.tags) AS tag"
+        )
+        return f"SELECT value AS exact_value, sum(n) AS hits FROM ({tagged}) GROUP BY value", ()
+    return (
+        f"SELECT fieldsets.{field} AS exact_value, sum(per_file.n) AS hits FROM ({per_file})"
+        f" AS per_file JOIN fieldsets USING (fs) WHERE fieldsets.{field} IS NOT NULL"
+        " GROUP BY exact_value",
+        (),
+    )
 
 
 def _outcomes(connection: sqlite3.Connection, build_uuid: str) -> list[dict[str, Any]]:
@@ -378,9 +397,12 @@ class SqliteSink:
             total = connection.execute(
                 f"SELECT count(*) FROM documents WHERE {condition.sql}", condition.params
             ).fetchone()[0]
+            # The hits first, then their sources: sorting carries only the sort keys.
             rows = connection.execute(
-                f"SELECT id, idx, source FROM documents WHERE {condition.sql}"
-                f" ORDER BY timestamp {order}, seq {order} LIMIT ?",
+                "SELECT id, idx, source FROM documents WHERE seq IN"
+                f" (SELECT seq FROM documents WHERE {condition.sql}"
+                f" ORDER BY timestamp {order}, seq {order} LIMIT ?)"
+                f" ORDER BY timestamp {order}, seq {order}",
                 (*condition.params, size),
             ).fetchall()
         hits: list[dict[str, Any]] = []
@@ -394,15 +416,21 @@ class SqliteSink:
     def counts(self, query: str, field: str, size: int = COUNTS_SIZE) -> dict[str, int]:
         check_counts_size(size)
         condition = translate(query)
-        values = field_values(field)
-        counted = "DISTINCT documents.seq" if values.repeats else "*"
-        with self._reading() as connection:
-            rows = connection.execute(
+        if field == "tags" or field in FILE_COLUMNS:
+            sql, params = _file_counts(condition.sql, field)
+        else:
+            values = field_values(field)
+            counted = "DISTINCT documents.seq" if values.repeats else "*"
+            sql = (
                 f"SELECT {values.value} AS exact_value, count({counted}) AS hits"
                 f" FROM documents{values.joins}"
-                f" WHERE ({condition.sql}) AND {values.value} IS NOT NULL"
-                " GROUP BY exact_value ORDER BY hits DESC, exact_value LIMIT ?",
-                (*values.params, *condition.params, size),
+                f" WHERE ({condition.sql}) AND {values.value} IS NOT NULL GROUP BY exact_value"
+            )
+            params = values.params
+        with self._reading() as connection:
+            rows = connection.execute(
+                f"{sql} ORDER BY hits DESC, exact_value LIMIT ?",
+                (*params, *condition.params, size),
             ).fetchall()
         return {str(value): int(hits) for value, hits in rows}
 
