@@ -1,0 +1,340 @@
+"""The differential test of search across sinks: the same builds in SQLite,
+Elasticsearch and OpenSearch, the same queries, and where the answers differ.
+
+Used by tests/integration/test_differential.py and by tools/differential, which loads
+this file by its path so that a developer can run it against another checkout's code
+(`PYTHONPATH=/other/checkout tools/differential run`). So it imports nothing from
+`tests`: only the standard library, third-party packages and the code under test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+import log_shipper
+from worker.config import SinkConfig
+from worker.errors import LogIndexerError, QueryError, one_line
+from worker.sinks import open_sink
+from worker.sinks.base import Searcher
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data" / "differential"
+BUILDS = DATA / "builds.yaml"
+RULES = DATA / "rules.yaml"
+QUERIES = DATA / "queries.txt"
+KNOWN = DATA / "known-differences.txt"
+# The same default as tests/paths.py (not imported from there: see the docstring).
+CORPUS = Path(os.environ.get("LOG_INDEXER_CORPUS", REPO.parent / "shared" / "corpus"))
+
+# Up to this many hits a query's answer is its set of document ids, not only its count.
+MAX_IDS = 200
+# The agreement the differential test requires (issue 12).
+REQUIRED = 0.99
+REFERENCES = ("elasticsearch", "opensearch")
+
+
+@dataclass(frozen=True)
+class File:
+    source: str  # a corpus file
+    lines: tuple[tuple[int, int], ...] | None = None  # only these (first, last) lines
+
+
+@dataclass(frozen=True)
+class Build:
+    flags: dict[str, str]  # log-shipper index flags (without --) -> value
+    files: dict[str, File]  # path in the build's tree -> what it is made of
+
+
+@dataclass(frozen=True)
+class Query:
+    category: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one sink answered to one query: a count (and the ids of the hits when
+    there are at most MAX_IDS), or the one line it refused the query with."""
+
+    count: int | None = None
+    ids: frozenset[str] | None = None
+    refused: str | None = None
+
+    def __str__(self) -> str:
+        return f"refused: {self.refused}" if self.refused is not None else str(self.count)
+
+
+@dataclass(frozen=True)
+class Difference:
+    query: Query
+    answers: dict[str, Answer]  # sink name -> answer
+
+
+@dataclass(frozen=True)
+class Comparison:
+    compared: int  # queries on which the references agree
+    agreed: int  # ... and SQLite agrees with them
+    differences: list[Difference]  # SQLite differs from the agreeing references
+    reference_differences: list[Difference]  # the references differ or refuse: not counted
+
+    @property
+    def agreement(self) -> float:
+        return self.agreed / self.compared if self.compared else 0.0
+
+
+def _file(raw: str | dict[str, str]) -> File:
+    if isinstance(raw, str):
+        return File(raw)
+    ranges = []
+    for part in raw["lines"].split():
+        first, _, last = part.partition("-")
+        ranges.append((int(first), int(last)))
+    return File(raw["source"], tuple(ranges))
+
+
+def load_builds(path: Path = BUILDS) -> list[Build]:
+    raw = yaml.safe_load(path.read_text())
+    return [
+        Build(
+            {name: str(value) for name, value in build["flags"].items()},
+            {relative: _file(spec) for relative, spec in build["files"].items()},
+        )
+        for build in raw["builds"]
+    ]
+
+
+def _copy(file: File, corpus: Path, target: Path) -> None:
+    source = corpus / file.source
+    if file.lines is None:
+        shutil.copyfile(source, target)
+        return
+    packed = source.suffix == ".gz"
+    data = source.read_bytes()
+    lines = (gzip.decompress(data) if packed else data).split(b"\n")
+    kept = b"".join(line + b"\n" for first, last in file.lines for line in lines[first - 1 : last])
+    # mtime 0: the same bytes on every run.
+    target.write_bytes(gzip.compress(kept, mtime=0) if packed else kept)
+
+
+def make_trees(root: Path, builds: Sequence[Build], corpus: Path = CORPUS) -> list[Path]:
+    """Each build's log tree under `root` (one directory per build), from the corpus."""
+    trees = []
+    for number, build in enumerate(builds, 1):
+        tree = root / f"build-{number}"
+        for relative, file in build.files.items():
+            target = tree / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _copy(file, corpus, target)
+        trees.append(tree)
+    return trees
+
+
+def index_build(config: Path, tree: Path, build: Build) -> None:
+    """`log-shipper index` a build's tree into the sink of worker configuration
+    `config`, as a user would, in a process of its own running the code this process
+    imported; raises with its report if a file was not indexed."""
+    code_root = Path(log_shipper.__file__).resolve().parents[1]
+    path = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PYTHONPATH": f"{code_root}{os.pathsep}{path}" if path else str(code_root)}
+    flags = [f"--{name}={value}" for name, value in build.flags.items()]
+    argv = ["index", str(tree), "--config", str(config), "--rules", str(RULES), *flags]
+    command = [sys.executable, "-m", "log_shipper.cli", *argv]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    if done.returncode != 0:
+        raise LogIndexerError(f"log-shipper index {tree} failed:\n{done.stdout}{done.stderr}")
+
+
+class Dataset:
+    """The builds indexed into each sink: `urls` maps a sink's name (sqlite,
+    elasticsearch, opensearch) to its URL; the engines' indices are under `prefix`."""
+
+    def __init__(self, work: Path, urls: Mapping[str, str], prefix: str) -> None:
+        self.work = work
+        self.urls = dict(urls)
+        self.prefix = prefix
+        self.builds = load_builds()
+        self.configs = {
+            name: write_config(work / f"{name}.yaml", url, None if name == "sqlite" else prefix)
+            for name, url in self.urls.items()
+        }
+
+    def index(self) -> None:
+        """Index every build into every sink: each engine's builds at once (most of
+        an engine's time is spent waiting for refreshes), SQLite's one after another
+        (one writer at a time)."""
+        trees = make_trees(self.work / "trees", self.builds)
+        pairs = list(zip(trees, self.builds, strict=True))
+
+        def into_sqlite() -> None:
+            for tree, build in pairs:
+                index_build(self.configs["sqlite"], tree, build)
+
+        with ThreadPoolExecutor(1 + len(pairs) * (len(self.urls) - 1)) as pool:
+            futures = [pool.submit(into_sqlite)]
+            futures += [
+                pool.submit(index_build, self.configs[name], tree, build)
+                for name in self.urls
+                if name != "sqlite"
+                for tree, build in pairs
+            ]
+            for future in futures:
+                future.result()
+
+    def searchers(self) -> dict[str, Searcher]:
+        return {
+            name: open_searcher(url, None if name == "sqlite" else self.prefix)
+            for name, url in self.urls.items()
+        }
+
+    def counts(self) -> dict[str, int]:
+        """How many documents each sink has."""
+        return {name: searcher.count("*") for name, searcher in self.searchers().items()}
+
+
+def write_config(path: Path, url: str, prefix: str | None = None) -> Path:
+    """A worker configuration for sink `url`; on an engine, indices under `prefix` and
+    the build index beside them (tests.engines.build_index_for's name)."""
+    sink: dict[str, str] = {"url": url}
+    if prefix is not None:
+        sink["index_prefix"] = prefix
+        sink["build_index"] = f"ci-log-builds-{prefix.strip('-')}"
+    path.write_text(yaml.safe_dump({"sink": sink}))
+    return path
+
+
+def open_searcher(url: str, prefix: str | None = None) -> Searcher:
+    config = SinkConfig(url=url, install_template=False)
+    if prefix is not None:
+        config = dataclasses.replace(config, index_prefix=prefix)
+    return open_sink(url, config)
+
+
+def _pairs(path: Path, shape: str) -> list[tuple[str, str]]:
+    """The `A<TAB>B` lines of a data file (`shape` names A and B), without its blank
+    lines and `#` comment lines."""
+    pairs = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        first, tab, second = line.partition("\t")
+        if not tab or not first.strip() or not second.strip():
+            raise LogIndexerError(f"{path}:{number}: not '{shape}': {line!r}")
+        pairs.append((first, second))
+    return pairs
+
+
+def load_queries(path: Path = QUERIES) -> list[Query]:
+    """`category<TAB>query` lines (a query has no tab)."""
+    return [Query(category, text) for category, text in _pairs(path, "category<TAB>query")]
+
+
+def write_queries(path: Path, queries: Iterable[Query], header: str) -> None:
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    lines += [f"{q.category}\t{q.text}" for q in queries]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def ask(searcher: Searcher, query: str) -> Answer:
+    try:
+        result = searcher.search(query, size=MAX_IDS)
+    except QueryError as exc:
+        return Answer(refused=one_line(str(exc)))
+    except LogIndexerError as exc:  # a failure, not a refusal: shown, not hidden
+        return Answer(refused=f"failed: {one_line(str(exc))}")
+    if result.total > MAX_IDS:
+        return Answer(count=result.total)
+    return Answer(count=result.total, ids=frozenset(str(hit["_id"]) for hit in result.hits))
+
+
+def ask_all(
+    searchers: Mapping[str, Searcher], queries: Sequence[Query], per_sink: int = 3
+) -> dict[str, list[Answer]]:
+    """Every sink's answers to every query, `per_sink` queries of each sink at a time
+    (an engine's answer is mostly waiting)."""
+    with ThreadPoolExecutor(per_sink * len(searchers)) as pool:
+        futures = {
+            name: [pool.submit(ask, searcher, query.text) for query in queries]
+            for name, searcher in searchers.items()
+        }
+        return {name: [f.result() for f in pending] for name, pending in futures.items()}
+
+
+def compare(queries: Sequence[Query], answers: Mapping[str, Sequence[Answer]]) -> Comparison:
+    """SQLite against the references, on the queries the references agree on."""
+    agreed = compared = 0
+    differences: list[Difference] = []
+    reference_differences: list[Difference] = []
+    for i, query in enumerate(queries):
+        these = {name: answers[name][i] for name in answers}
+        first, *others = (these[name] for name in REFERENCES)
+        if first.refused is not None or any(other != first for other in others):
+            reference_differences.append(Difference(query, these))
+            continue
+        compared += 1
+        if these["sqlite"] == first:
+            agreed += 1
+        else:
+            differences.append(Difference(query, these))
+    return Comparison(compared, agreed, differences, reference_differences)
+
+
+def load_known(path: Path = KNOWN) -> dict[str, str]:
+    """Known differences, `query<TAB>reason` lines: query -> reason."""
+    return dict(_pairs(path, "query<TAB>reason"))
+
+
+def _cell(answer: Answer, answers: Mapping[str, Answer]) -> str:
+    if answer.refused is not None:
+        return "refused"
+    reference = answers["elasticsearch"]
+    if answer.count == reference.count and answer.ids != reference.ids:
+        return f"{answer.count}*"  # the same number of other documents
+    return str(answer.count)
+
+
+def table(differences: Sequence[Difference], width: int = 100) -> str:
+    """One row per difference: the category, each sink's answer, the query."""
+    names = ("elasticsearch", "opensearch", "sqlite")
+    header = f"{'category':<12} {'ES':>7} {'OS':>7} {'SQLite':>7}  query"
+    rows = [header]
+    for difference in differences:
+        cells = [_cell(difference.answers[name], difference.answers) for name in names]
+        query = difference.query.text
+        rows.append(
+            f"{difference.query.category:<12} {cells[0]:>7} {cells[1]:>7} {cells[2]:>7}  {query}"
+        )
+        refused = difference.answers["sqlite"].refused
+        if refused is not None:
+            rows.append(f"{'':<38}{refused}"[: max(width, 80) + 38])
+    return "\n".join(rows)
+
+
+def report(comparison: Comparison, known: Mapping[str, str]) -> str:
+    """The agreement, the table of SQLite's differences (with their known reason, or
+    NEW), and the queries the engines do not agree on."""
+    lines = [
+        f"SQLite agrees with Elasticsearch and OpenSearch on {comparison.agreed} of "
+        f"{comparison.compared} queries: {comparison.agreement:.1%} (required: {REQUIRED:.0%})",
+        f"{len(comparison.differences)} differences "
+        f"({sum(d.query.text not in known for d in comparison.differences)} not in "
+        f"{KNOWN.name}):",
+        table(comparison.differences),
+    ]
+    if comparison.reference_differences:
+        lines += [
+            f"{len(comparison.reference_differences)} queries the engines do not agree on "
+            "(not counted):",
+            table(comparison.reference_differences),
+        ]
+    return "\n".join(lines)
