@@ -87,6 +87,8 @@ class Comparison:
     agreed: int  # ... and SQLite agrees with them
     differences: list[Difference]  # SQLite differs from the agreeing references
     reference_differences: list[Difference]  # the references differ or refuse: not counted
+    # category -> [queries compared, of which the references found hits, SQLite agreed]
+    categories: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     @property
     def agreement(self) -> float:
@@ -169,23 +171,24 @@ class Dataset:
             for name, url in self.urls.items()
         }
 
-    def index(self) -> None:
-        """Index every build into every sink: each engine's builds at once (most of
-        an engine's time is spent waiting for refreshes), SQLite's one after another
-        (one writer at a time)."""
+    def index(self, engines: bool = True) -> None:
+        """Index every build into SQLite and (unless `engines` is false: their indices
+        are there already) into the engines: each engine's builds at once (most of an
+        engine's time is spent waiting for refreshes), SQLite's one after another (one
+        writer at a time)."""
         trees = make_trees(self.work / "trees", self.builds)
         pairs = list(zip(trees, self.builds, strict=True))
+        others = [name for name in self.urls if name != "sqlite"] if engines else []
 
         def into_sqlite() -> None:
             for tree, build in pairs:
                 index_build(self.configs["sqlite"], tree, build)
 
-        with ThreadPoolExecutor(1 + len(pairs) * (len(self.urls) - 1)) as pool:
+        with ThreadPoolExecutor(1 + len(pairs) * len(others)) as pool:
             futures = [pool.submit(into_sqlite)]
             futures += [
                 pool.submit(index_build, self.configs[name], tree, build)
-                for name in self.urls
-                if name != "sqlite"
+                for name in others
                 for tree, build in pairs
             ]
             for future in futures:
@@ -275,6 +278,7 @@ def compare(queries: Sequence[Query], answers: Mapping[str, Sequence[Answer]]) -
     agreed = compared = 0
     differences: list[Difference] = []
     reference_differences: list[Difference] = []
+    categories: dict[str, list[int]] = {}
     for i, query in enumerate(queries):
         these = {name: answers[name][i] for name in answers}
         first, *others = (these[name] for name in REFERENCES)
@@ -282,11 +286,15 @@ def compare(queries: Sequence[Query], answers: Mapping[str, Sequence[Answer]]) -
             reference_differences.append(Difference(query, these))
             continue
         compared += 1
+        tally = categories.setdefault(query.category, [0, 0, 0])
+        tally[0] += 1
+        tally[1] += bool(first.count)
         if these["sqlite"] == first:
             agreed += 1
+            tally[2] += 1
         else:
             differences.append(Difference(query, these))
-    return Comparison(compared, agreed, differences, reference_differences)
+    return Comparison(compared, agreed, differences, reference_differences, categories)
 
 
 def load_known(path: Path = KNOWN) -> dict[str, str]:
@@ -303,20 +311,22 @@ def _cell(answer: Answer, answers: Mapping[str, Answer]) -> str:
     return str(answer.count)
 
 
-def table(differences: Sequence[Difference], width: int = 100) -> str:
-    """One row per difference: the category, each sink's answer, the query."""
+def table(differences: Sequence[Difference], known: Mapping[str, str] | None = None) -> str:
+    """One row per difference: whether it is known (with `known`), the category, each
+    sink's answer (SQLite's refusal on the line below), the query."""
     names = ("elasticsearch", "opensearch", "sqlite")
-    header = f"{'category':<12} {'ES':>7} {'OS':>7} {'SQLite':>7}  query"
-    rows = [header]
+    rows = [f"{'':<6}{'category':<12} {'ES':>7} {'OS':>7} {'SQLite':>7}  query"]
     for difference in differences:
+        text = difference.query.text
+        label = "" if known is None else "known" if text in known else "NEW"
         cells = [_cell(difference.answers[name], difference.answers) for name in names]
-        query = difference.query.text
-        rows.append(
-            f"{difference.query.category:<12} {cells[0]:>7} {cells[1]:>7} {cells[2]:>7}  {query}"
+        row = (
+            f"{label:<6}{difference.query.category:<12} {cells[0]:>7} {cells[1]:>7} {cells[2]:>7}  "
         )
+        rows.append(row + text)
         refused = difference.answers["sqlite"].refused
         if refused is not None:
-            rows.append(f"{'':<38}{refused}"[: max(width, 80) + 38])
+            rows.append(" " * len(row) + refused)
     return "\n".join(rows)
 
 
@@ -329,7 +339,12 @@ def report(comparison: Comparison, known: Mapping[str, str]) -> str:
         f"{len(comparison.differences)} differences "
         f"({sum(d.query.text not in known for d in comparison.differences)} not in "
         f"{KNOWN.name}):",
-        table(comparison.differences),
+        table(comparison.differences, known),
+        "by category: queries, of which the engines find hits, SQLite agrees:",
+        *(
+            f"  {category:<12} {total:>4} {hits:>4} {agreed:>4}"
+            for category, (total, hits, agreed) in sorted(comparison.categories.items())
+        ),
     ]
     if comparison.reference_differences:
         lines += [
