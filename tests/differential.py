@@ -71,9 +71,6 @@ class Answer:
     ids: frozenset[str] | None = None
     refused: str | None = None
 
-    def __str__(self) -> str:
-        return f"refused: {self.refused}" if self.refused is not None else str(self.count)
-
 
 @dataclass(frozen=True)
 class Difference:
