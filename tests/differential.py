@@ -149,7 +149,11 @@ def index_build(config: Path, tree: Path, build: Build) -> None:
     flags = [f"--{name}={value}" for name, value in build.flags.items()]
     argv = ["index", str(tree), "--config", str(config), "--rules", str(RULES), *flags]
     command = [sys.executable, "-m", "log_shipper.cli", *argv]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    # Run from the tree's directory: `-m` puts the working directory first on sys.path,
+    # where another checkout's code would win over the code this process imported.
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=600, cwd=tree.parent
+    )
     if done.returncode != 0:
         raise LogIndexerError(f"log-shipper index {tree} failed:\n{done.stdout}{done.stderr}")
 
@@ -332,7 +336,8 @@ def report(comparison: Comparison, known: Mapping[str, str]) -> str:
     NEW), and the queries the engines do not agree on."""
     lines = [
         f"SQLite agrees with Elasticsearch and OpenSearch on {comparison.agreed} of "
-        f"{comparison.compared} queries: {comparison.agreement:.1%} (required: {REQUIRED:.0%})",
+        f"{comparison.compared} queries: {comparison.agreement:.1%} (required: {REQUIRED:.0%}); "
+        f"the engines find hits for {sum(t[1] for t in comparison.categories.values())} of them",
         f"{len(comparison.differences)} differences "
         f"({sum(d.query.text not in known for d in comparison.differences)} not in "
         f"{KNOWN.name}):",
