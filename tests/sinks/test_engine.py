@@ -144,12 +144,28 @@ def test_write_twice_keeps_count_and_refusals_are_counted(engine: tuple[EngineSi
     assert all(hit["_index"] == f"{sink.config.index_prefix}2013.09.27" for hit in result_hits.hits)
 
 
-def test_request_context_fields_are_keywords(engine: tuple[EngineSink, str]) -> None:
+# Counted by hand in tests/data/oslo-context.txt: analysed text, as in the historical
+# index, so a part of the value between hyphens is a word; .raw holds the whole value.
+CONTEXT_TEXT_HITS = [
+    ('instance:"3f2a8c1e"', 3),  # lines 1, 2 and 5 (line 6 has it in the message only)
+    ('instance.raw:"3f2a8c1e"', 0),
+    ('instance.raw:"3f2a8c1e-5b7d-4e2f-9a61-7c0d2e4b9f10"', 3),
+    ("request_id:req-0c4d5e6f", 5),  # unquoted: req OR 0c4d5e6f; line 4 has no request id
+    ('request_id:"req-0c4d5e6f"', 3),
+]
+
+
+def test_request_context_fields_are_text_with_exact_raw_values(
+    engine: tuple[EngineSink, str],
+) -> None:
     sink, _ = engine
     sink.prepare()
     assert sink.write(context_documents(sink.config.index_prefix)).indexed == 6
     sink.refresh()
-    assert [(query, sink.count(query)) for query, _ in CONTEXT_HITS] == CONTEXT_HITS
+    # Whole values (those CONTEXT_HITS finds) are phrases that match the text field too.
+    whole = [(query, hits) for query, hits in CONTEXT_HITS if hits]
+    expected = whole + CONTEXT_TEXT_HITS
+    assert [(query, sink.count(query)) for query, _ in expected] == expected
 
 
 @pytest.mark.parametrize("senders", [1, 4])
@@ -252,16 +268,137 @@ def test_query_errors_keep_the_engines_cause_in_one_line(
     assert "Traceback" not in result.stderr
 
 
+# What both engines answer, written out from their error objects: each cause once (the
+# date's reason quotes itself, and its cause repeats it; the number's cause repeats it).
+QUERY_ERRORS = [
+    (
+        "line_number:abc",
+        'query_shard_exception: failed to create query: For input string: "abc"',
+    ),
+    (
+        "@timestamp:notadate",
+        "parse_exception: failed to parse date field [notadate] with format "
+        "[strict_date_optional_time||epoch_millis] caused by: date_time_parse_exception: "
+        "Failed to parse with all enclosed parsers",
+    ),
+]
+
+
+@pytest.mark.parametrize(("query", "cause"), QUERY_ERRORS, ids=["number", "date"])
+def test_a_value_of_the_wrong_type_is_refused_with_each_cause_once(
+    engine: tuple[EngineSink, str], tmp_path: Path, query: str, cause: str
+) -> None:
+    sink, _ = engine
+    sink.prepare()
+    sink.write(build_documents(oslo_events(3), JOB, sink.config.index_prefix))
+    sink.refresh()
+    result = search_cli(query, *cli_config(sink, tmp_path), cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "log-shipper: error: query refused: search_phase_execution_exception: all shards "
+        f"failed caused by: {cause}\n"
+    )
+
+
 def test_a_refusal_is_one_bounded_line_keeping_its_cause(engine: tuple[EngineSink, str]) -> None:
-    # A keyword of 40,000 bytes: the engines refuse it quoting it back whole (a Java
-    # dump of 40 KB on Elasticsearch), the cause last.
+    # A keyword of 40,000 bytes (file_key, the one string field kept whole without a
+    # limit): the engines refuse it quoting it back whole (a Java dump of 40 KB on
+    # Elasticsearch), the cause last.
     sink, _ = engine
     sink.prepare()
     [document] = build_documents(oslo_events(1), JOB, sink.config.index_prefix)
-    huge = Document(document.index, "huge-module", {**document.source, "module": "m" * 40_000})
+    huge = Document(document.index, "huge-module", {**document.source, "file_key": "m" * 40_000})
     result = sink.write([huge])
     assert (result.indexed, result.failed) == (0, 1)
     [reason] = result.errors
     assert len(reason) <= 500 and "\n" not in reason
     assert reason.startswith("huge-module: ")
     assert "immense term" in reason
+
+
+def historical_documents(prefix: str) -> list[Document]:
+    """Three builds of two lines each, with the values the fingerprint queries were
+    written for (see HISTORICAL_HITS)."""
+    builds = [
+        ("neutron-fullstack-python36", "FAILURE", "openstack/nova-specs"),
+        ("tempest-full", "SUCCESS", "openstack/nova"),
+        ("tempest-full-py3", "FAILURE", "openstack/neutron"),
+    ]
+    lines = [
+        [
+            ({"loglevel": "ERROR"}, "Timed out waiting for a reply to message ID 1"),
+            ({"loglevel": "INFO"}, "Starting server"),
+        ],
+        [
+            ({"program": "proxy-server", "host": "node-1", "pid": "42"}, "ERROR Handoff (1)"),
+            ({"loglevel": "WARNING"}, "Job status: FAILURE of a dependency"),
+        ],
+        [
+            ({"program": "object-server", "host": "node-2"}, "Object PUT returned 503"),
+            ({"loglevel": "ERROR"}, "Nothing went right"),
+        ],
+    ]
+    documents: list[Document] = []
+    for number, ((name, status, project), events) in enumerate(zip(builds, lines, strict=True)):
+        fields = {"build_uuid": f"build{number}", "build_name": name}
+        fields |= {"build_status": status, "project": project, "filename": "logs/x.txt"}
+        job = Job(f"http://logs.example.org/{number}/x.txt", fields, ("console",))
+        documents += build_documents(
+            [
+                Event(line, f"2024-05-02T10:0{line}:00Z", message, parsed)
+                for line, (parsed, message) in enumerate(events, 1)
+            ],
+            job,
+            prefix,
+        )
+    return documents
+
+
+# Counted by hand in historical_documents: builds 0, 1, 2 have two documents each.
+HISTORICAL_HITS = [
+    ('build_name:"neutron-fullstack"', 2),  # a phrase of words: in neutron-fullstack-python36
+    ('build_name:"tempest-full"', 4),  # builds 1 and 2
+    ('build_name.raw:"tempest-full"', 2),  # the exact value: build 1 only
+    ("build_status:failure", 4),  # builds 0 and 2, lower-cased
+    ("build_status.raw:failure", 0),
+    ("loglevel:error", 2),
+    ("loglevel.raw:ERROR", 2),
+    ('project:"openstack/nova"', 4),  # openstack/nova and openstack/nova-specs
+    ('project.raw:"openstack/nova"', 2),
+    ('program:"proxy-server"', 1),
+    ('syslog_program:"proxy-server"', 1),  # the historical name of program
+    ('syslog_host:"node-1"', 1),
+    ("syslog_pid:42", 1),
+    ("failure", 1),  # no field: the message only, not build_status (4 documents)
+    ("error", 1),  # the message of build 1's first line, not loglevel
+]
+
+
+def test_fields_have_the_historical_index_semantics(engine: tuple[EngineSink, str]) -> None:
+    sink, _ = engine
+    sink.prepare()
+    assert sink.write(historical_documents(sink.config.index_prefix)).indexed == 6
+    sink.refresh()
+    assert [(query, sink.count(query)) for query, _ in HISTORICAL_HITS] == HISTORICAL_HITS
+
+
+# Each word is in one message ("Job status: FAILURE ...", "ERROR Handoff (1)", none has
+# 42); build_status, loglevel and pid have it in more documents.
+@pytest.mark.parametrize(("query", "hits"), [("failure", 1), ("error", 1), ("42", 0)])
+def test_a_query_without_a_field_searches_the_message_for_any_client(
+    engine: tuple[EngineSink, str], query: str, hits: int
+) -> None:
+    """As Kibana sends it: no default_field, so the index's default field applies."""
+    sink, base = engine
+    sink.prepare()
+    assert sink.write(historical_documents(sink.config.index_prefix)).indexed == 6
+    sink.refresh()
+    body = orjson.dumps({"query": {"query_string": {"query": query}}})
+    request = urllib.request.Request(
+        f"{base}/{sink.config.index_prefix}*/_count",
+        data=body,
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        count = orjson.loads(answer.read())["count"]
+    assert count == hits

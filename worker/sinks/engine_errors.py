@@ -30,13 +30,28 @@ def _causes(error: dict[str, Any]) -> list[str]:
     previous = ""
     node: Any = error
     while isinstance(node, dict) and len(parts) < MAX_CAUSES:
-        text = " ".join(str(node.get("reason", "")).split())
+        text = _unrepeated(" ".join(str(node.get("reason", "")).split()))
         # A cause repeating the reason before it (Lucene's token_mgr_error) adds nothing.
         if not parts or text not in previous:
             parts.append(one_line(f"{node.get('type', 'error')}: {text}", CAUSE_CHARS))
         previous = text
         node = node.get("caused_by") or _shard_reason(node)
     return parts
+
+
+def _unrepeated(text: str) -> str:
+    """`text` without the copy of its own end that it quotes in brackets: a date the
+    engines cannot read is "failed to parse date field [x] with format [f]: [failed to
+    parse date field [x] with format [f]]"."""
+    if not text.endswith("]"):
+        return text
+    start = text.find(": [")
+    while start >= 0:
+        quoted = text[start + 3 : -1]
+        if quoted and text[:start].endswith(quoted):
+            return text[:start]
+        start = text.find(": [", start + 1)
+    return text
 
 
 def _shard_reason(error: dict[str, Any]) -> Any:
