@@ -23,8 +23,12 @@ MAX_ERRORS = 20
 _FILE_FIELDS = ("filename", "log_url")
 
 
+# How the outcomes and summaries write a time: UTC, microseconds, so times compare as text.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime(TIME_FORMAT)
 
 
 def file_outcome(job: Job, summary: JobSummary | None, error: str | None) -> dict[str, Any]:

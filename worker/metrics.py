@@ -31,7 +31,7 @@ from worker.documents import Document, FileRun
 from worker.errors import FetchError, JobError, SinkError
 from worker.health import Health, SinkProbe, assess
 from worker.job import Job, JobSummary
-from worker.sinks.base import Replaced, SearchResult, Sink, WriteResult
+from worker.sinks.base import COUNTS_SIZE, Replaced, SearchResult, Sink, WriteResult
 
 PREFIX = "log_indexer_"
 GEARMAN_CONNECTIONS = PREFIX + "gearman_connections"
@@ -180,6 +180,12 @@ class InstrumentedSink:
 
     def count(self, query: str = "*") -> int:
         return self.sink.count(query)
+
+    def counts(self, query: str, field: str, size: int = COUNTS_SIZE) -> dict[str, int]:
+        return self.sink.counts(query, field, size)
+
+    def builds(self, since: str, until: str) -> list[dict[str, Any]]:
+        return self.sink.builds(since, until)
 
     def delete_file(self, build_uuid: str, filename: str) -> int:
         return self.sink.delete_file(build_uuid, filename)

@@ -12,6 +12,7 @@ import queue
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any, ClassVar
 
 import orjson
@@ -27,7 +28,15 @@ from worker.documents import (
 from worker.errors import QueryError, SinkError, one_line
 from worker.redact import mask_url
 from worker.resources import resource_path
-from worker.sinks.base import Replaced, SearchResult, WriteResult, check_complete
+from worker.sinks.base import (
+    COUNTS_SIZE,
+    Replaced,
+    SearchResult,
+    WriteResult,
+    check_complete,
+    check_counts_size,
+    summary_window,
+)
 from worker.sinks.bulk import Chunk, chunk_documents, read_items
 from worker.sinks.engine_errors import describe
 from worker.sinks.pressure import InFlight
@@ -51,6 +60,11 @@ DELETE_PAGE = 1000
 # A `_bulk` answer cut to what `bulk.read_items` reads: about 25 bytes an item instead
 # of 200, which the engine does not write and the worker does not parse.
 BULK_PARAMS = {"filter_path": "errors,items.*.status,items.*.error"}
+# Values each index (one shard) proposes to a `counts` aggregation: the counts are exact
+# while no daily index holds more distinct values of the field than this.
+COUNTS_SHARD_SIZE = 10_000
+# Build summaries read per request by `builds`.
+BUILDS_PAGE = 1000
 
 
 def template_name(prefix: str) -> str:
@@ -246,13 +260,7 @@ class EngineSink:
 
     def count(self, query: str = "*") -> int:
         body = {"query": self._query(query)}
-        response = self._checked(
-            "POST",
-            f"/{self.pattern}/_count",
-            orjson.dumps(body),
-            params=PATTERN_PARAMS,
-            policy=self.interactive,
-        )
+        response = self._read(f"/{self.pattern}/_count", body)
         return int(response["count"])
 
     def search(self, query: str, size: int = 10) -> SearchResult:
@@ -262,18 +270,56 @@ class EngineSink:
             "sort": [{"@timestamp": {"order": "desc"}}, {"line_number": {"order": "asc"}}],
             "track_total_hits": True,
         }
-        response = self._checked(
-            "POST",
-            f"/{self.pattern}/_search",
-            orjson.dumps(body),
-            params=PATTERN_PARAMS,
-            policy=self.interactive,
-        )
+        response = self._read(f"/{self.pattern}/_search", body)
         hits = [
             {**hit["_source"], "_id": hit["_id"], "_index": hit["_index"]}
             for hit in response["hits"]["hits"]
         ]
         return SearchResult(total=int(response["hits"]["total"]["value"]), hits=hits)
+
+    def counts(self, query: str, field: str, size: int = COUNTS_SIZE) -> dict[str, int]:
+        check_counts_size(size)
+        terms = {
+            "field": exact_field(field),
+            "size": size,
+            "shard_size": max(size, COUNTS_SHARD_SIZE),
+            "order": [{"_count": "desc"}, {"_key": "asc"}],
+        }
+        body = {"query": self._query(query), "size": 0, "aggs": {"values": {"terms": terms}}}
+        response = self._read(f"/{self.pattern}/_search", body)
+        # No index yet: no aggregation in the answer.
+        buckets = response.get("aggregations", {}).get("values", {}).get("buckets", [])
+        return {
+            str(bucket.get("key_as_string", bucket["key"])): int(bucket["doc_count"])
+            for bucket in buckets
+        }
+
+    def builds(self, since: str, until: str) -> list[dict[str, Any]]:
+        start, end = summary_window(since, until)
+        query = {
+            "bool": {
+                "filter": [
+                    {"term": {"type": "build"}},
+                    {"range": {"@timestamp": {"gte": start, "lt": end}}},
+                ]
+            }
+        }
+        summaries: list[dict[str, Any]] = []
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {
+                "query": query,
+                "size": BUILDS_PAGE,
+                "sort": [{"@timestamp": "asc"}, {"build_uuid": "asc"}],
+            }
+            if after is not None:
+                body["search_after"] = after
+            response = self._read(f"/{self.config.build_index}/_search", body)
+            hits = response["hits"]["hits"]
+            summaries.extend(hit["_source"] for hit in hits)
+            if len(hits) < BUILDS_PAGE:
+                return summaries
+            after = hits[-1]["sort"]
 
     def delete_file(self, build_uuid: str, filename: str) -> int:
         """Remove a file's documents."""
@@ -469,6 +515,12 @@ class EngineSink:
         check_query_depth(query)  # deeper ones may crash the engine (OpenSearch 3.6 does)
         return {"query_string": {"query": query, "default_field": "message"}}
 
+    def _read(self, path: str, body: dict[str, Any]) -> Any:
+        """A search or count someone waits for; no index there yet is no hits."""
+        return self._checked(
+            "POST", path, orjson.dumps(body), params=PATTERN_PARAMS, policy=self.interactive
+        )
+
     def _request(
         self,
         method: str,
@@ -526,6 +578,20 @@ def reason(body: Any) -> str:
             return describe(error)
         return one_line(str(error))
     return one_line(str(body), 300)
+
+
+@cache
+def _template_properties() -> dict[str, Any]:
+    properties: dict[str, Any] = index_template("")["template"]["mappings"]["properties"]
+    return properties
+
+
+def exact_field(name: str, properties: dict[str, Any] | None = None) -> str:
+    """The field holding `name`'s exact value, for aggregating: the `.raw` keyword
+    sub-field where the index template (or `properties`, a template's mapping
+    properties) maps `name` as text with one, else `name`."""
+    mapping = (_template_properties() if properties is None else properties).get(name, {})
+    return f"{name}.raw" if "raw" in mapping.get("fields", {}) else name
 
 
 def index_template(prefix: str, replicas: int | None = None) -> dict[str, Any]:

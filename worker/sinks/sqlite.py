@@ -19,9 +19,17 @@ import orjson
 from worker.config import SinkConfig, parse_sink_url
 from worker.documents import Document, FileRun
 from worker.errors import ConfigError, QueryError, SinkError
-from worker.sinks.base import Replaced, SearchResult, WriteResult, check_complete
+from worker.sinks.base import (
+    COUNTS_SIZE,
+    Replaced,
+    SearchResult,
+    WriteResult,
+    check_complete,
+    check_counts_size,
+    summary_window,
+)
 from worker.sinks.query_depth import MAX_QUERY_DEPTH
-from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS, translate
+from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS, field_values, translate
 
 SCHEMA_VERSION = 4
 # Columns added since the first schema, with their type: prepare() adds them to a
@@ -103,6 +111,9 @@ _UPSERT = (
 # The documents of one file: their ids start with its key and "-" ("." follows "-"),
 # so the unique index on id finds them.
 _OF_FILE = "id >= ? AND id < ?"
+
+# A build summary's @timestamp (written by worker.builds.iso, so it compares as text).
+_SUMMARY_TIME = "json_extract(summary, '$.\"@timestamp\"')"
 
 # Errors that concern one row's data; anything else (locks, I/O, a full disk) is the
 # database's problem and fails the whole write.
@@ -383,6 +394,33 @@ class SqliteSink:
             hit["_index"] = index
             hits.append(hit)
         return SearchResult(total=int(total), hits=hits)
+
+    def counts(self, query: str, field: str, size: int = COUNTS_SIZE) -> dict[str, int]:
+        check_counts_size(size)
+        condition = translate(query)
+        values = field_values(field)
+        counted = "DISTINCT documents.seq" if values.repeats else "*"
+        with self._reading() as connection:
+            rows = connection.execute(
+                f"SELECT {values.value} AS exact_value, count({counted}) AS hits"
+                f" FROM documents{values.joins}"
+                f" WHERE ({condition.sql}) AND {values.value} IS NOT NULL"
+                " GROUP BY exact_value ORDER BY hits DESC, exact_value LIMIT ?",
+                (*values.params, *condition.params, size),
+            ).fetchall()
+        return {str(value): int(hits) for value, hits in rows}
+
+    def builds(self, since: str, until: str) -> list[dict[str, Any]]:
+        if not self._prepared:
+            self.prepare()
+        start, end = summary_window(since, until)
+        with self._reading() as connection:
+            rows = connection.execute(
+                f"SELECT summary FROM builds WHERE {_SUMMARY_TIME} >= ? AND {_SUMMARY_TIME} < ?"
+                f" ORDER BY {_SUMMARY_TIME}, build_uuid",
+                (start, end),
+            ).fetchall()
+        return [orjson.loads(row[0]) for row in rows]
 
     def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
         if not self._prepared:
