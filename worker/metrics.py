@@ -175,8 +175,8 @@ class InstrumentedSink:
     def refresh(self) -> None:
         self.sink.refresh()
 
-    def search(self, query: str, size: int = 10) -> SearchResult:
-        return self.sink.search(query, size)
+    def search(self, query: str, size: int = 10, *, oldest_first: bool = False) -> SearchResult:
+        return self.sink.search(query, size, oldest_first=oldest_first)
 
     def count(self, query: str = "*") -> int:
         return self.sink.count(query)
@@ -207,6 +207,9 @@ class InstrumentedSink:
 
     def get_build(self, build_uuid: str) -> dict[str, Any] | None:
         return self.sink.get_build(build_uuid)
+
+    def file_outcomes(self, build_uuid: str) -> list[dict[str, Any]]:
+        return self.sink.file_outcomes(build_uuid)
 
     def close(self) -> None:
         self.sink.close()

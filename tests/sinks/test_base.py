@@ -48,6 +48,20 @@ def documents(prefix: str) -> list[Document]:
     return made
 
 
+def test_search_newest_or_oldest_first(sink: Sink) -> None:
+    # Timeout lines: rows 1, 2, 4, 5, 6 (times in row order).
+    newest = sink.search("message:Timeout", size=2)
+    oldest = sink.search("message:Timeout", size=2, oldest_first=True)
+    assert (newest.total, oldest.total) == (5, 5)
+    assert [hit["line_number"] for hit in newest.hits] == [7, 6]
+    assert [hit["line_number"] for hit in oldest.hits] == [10, 11]
+
+
+def test_file_outcomes_of_a_build_in_filename_order(sink: Sink) -> None:
+    assert [o["filename"] for o in sink.file_outcomes("b-first")] == ["a", "x"]
+    assert sink.file_outcomes("no-such-build") == []
+
+
 def summary(build_uuid: str, timestamp: str) -> dict[str, Any]:
     return {"type": "build", "build_uuid": build_uuid, "@timestamp": timestamp, "files": []}
 
@@ -82,7 +96,10 @@ def sink(
     for built in SUMMARIES:
         opened.put_build(built)
     # A file outcome beside the summaries (the engines' build index holds both).
-    opened.record_file({"type": "file", "build_uuid": "b-first", "filename": "x", "status": "ok"})
+    for filename in ("x", "a"):
+        opened.record_file(
+            {"type": "file", "build_uuid": "b-first", "filename": filename, "status": "ok"}
+        )
     opened.refresh()
     yield opened
     opened.close()

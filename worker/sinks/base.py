@@ -128,14 +128,19 @@ class BuildRecorder(Protocol):
         """The build-summary document, or None while the build is not fully indexed."""
         ...
 
+    def file_outcomes(self, build_uuid: str) -> list[dict[str, Any]]:
+        """Every file outcome recorded for the build so far (see record_file)."""
+        ...
+
     def close(self) -> None: ...
 
 
 class Searcher(Protocol):
     """The query side of a sink."""
 
-    def search(self, query: str, size: int = 10) -> SearchResult:
-        """Run a Lucene query_string query (on SQLite: the subset er-queries use)."""
+    def search(self, query: str, size: int = 10, *, oldest_first: bool = False) -> SearchResult:
+        """Run a Lucene query_string query (on SQLite: the subset er-queries use); hits
+        newest first, or with `oldest_first` in the order the lines were logged."""
         ...
 
     def count(self, query: str = "*") -> int: ...

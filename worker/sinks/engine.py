@@ -263,11 +263,14 @@ class EngineSink:
         response = self._read(f"/{self.pattern}/_count", body)
         return int(response["count"])
 
-    def search(self, query: str, size: int = 10) -> SearchResult:
+    def search(self, query: str, size: int = 10, *, oldest_first: bool = False) -> SearchResult:
         body = {
             "query": self._query(query),
             "size": size,
-            "sort": [{"@timestamp": {"order": "desc"}}, {"line_number": {"order": "asc"}}],
+            "sort": [
+                {"@timestamp": {"order": "asc" if oldest_first else "desc"}},
+                {"line_number": {"order": "asc"}},
+            ],
             "track_total_hits": True,
         }
         response = self._read(f"/{self.pattern}/_search", body)
@@ -478,11 +481,22 @@ class EngineSink:
         self._checked(
             "PUT", f"/{index}/_doc/{doc_id}", orjson.dumps(outcome), params={"refresh": "true"}
         )
+        return self._outcomes(build_uuid)
+
+    def file_outcomes(self, build_uuid: str) -> list[dict[str, Any]]:
+        return self._outcomes(build_uuid, policy=self.interactive)
+
+    def _outcomes(self, build_uuid: str, policy: RetryPolicy | None = None) -> list[dict[str, Any]]:
         query = {
             "bool": {"filter": [{"term": {"type": "file"}}, {"term": {"build_uuid": build_uuid}}]}
         }
+        body = {"query": query, "size": 10000, "sort": [{"filename": "asc"}]}
         response = self._checked(
-            "POST", f"/{index}/_search", orjson.dumps({"query": query, "size": 10000})
+            "POST",
+            f"/{self.config.build_index}/_search",
+            orjson.dumps(body),
+            params=PATTERN_PARAMS,
+            policy=policy,
         )
         return [hit["_source"] for hit in response["hits"]["hits"]]
 

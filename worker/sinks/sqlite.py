@@ -185,6 +185,13 @@ def _row(document: Document) -> tuple[Any, ...]:
     )
 
 
+def _outcomes(connection: sqlite3.Connection, build_uuid: str) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        "SELECT outcome FROM build_files WHERE build_uuid = ? ORDER BY filename", (build_uuid,)
+    ).fetchall()
+    return [orjson.loads(row[0]) for row in rows]
+
+
 class SqliteSink:
     """Sink on a local SQLite file; safe for several threads of one process."""
 
@@ -375,16 +382,17 @@ class SqliteSink:
             ).fetchone()
         return int(row[0])
 
-    def search(self, query: str, size: int = 10) -> SearchResult:
+    def search(self, query: str, size: int = 10, *, oldest_first: bool = False) -> SearchResult:
         condition = translate(query)
         size = max(size, 0)
+        order = "ASC" if oldest_first else "DESC"
         with self._reading() as connection:
             total = connection.execute(
                 f"SELECT count(*) FROM documents WHERE {condition.sql}", condition.params
             ).fetchone()[0]
             rows = connection.execute(
                 f"SELECT id, idx, source FROM documents WHERE {condition.sql}"
-                " ORDER BY timestamp DESC, seq DESC LIMIT ?",
+                f" ORDER BY timestamp {order}, seq {order} LIMIT ?",
                 (*condition.params, size),
             ).fetchall()
         hits: list[dict[str, Any]] = []
@@ -432,12 +440,15 @@ class SqliteSink:
                     "INSERT OR REPLACE INTO build_files VALUES (?, ?, ?)",
                     (build_uuid, str(outcome["filename"]), orjson.dumps(outcome).decode()),
                 )
-                rows = connection.execute(
-                    "SELECT outcome FROM build_files WHERE build_uuid = ?", (build_uuid,)
-                ).fetchall()
+                return _outcomes(connection, build_uuid)
         except sqlite3.Error as exc:
             raise SinkError(f"{self.path}: recording a file outcome failed: {exc}") from None
-        return [orjson.loads(row[0]) for row in rows]
+
+    def file_outcomes(self, build_uuid: str) -> list[dict[str, Any]]:
+        if not self._prepared:
+            self.prepare()
+        with self._reading() as connection:
+            return _outcomes(connection, build_uuid)
 
     def put_build(self, summary: dict[str, Any]) -> None:
         try:
