@@ -129,7 +129,7 @@ def classify(
         try:
             found = sink.search(restricted_query(fingerprint, build_uuid), 1, oldest_first=True)
         except QueryError as exc:
-            refused.append(f"{fingerprint.path}: {one_line(str(exc))}")
+            refused.append(f"{fingerprint.path}: {one_line(mask_url(str(exc)))}")
             continue
         if found.total:
             matches.append(BugMatch(fingerprint, found.total, Line.of(found.hits[0])))
