@@ -300,6 +300,7 @@ def render_text(report: Report, out: TextIO, width: int = 200) -> None:
         )
     print(file=out)
     _table(rows, out, width)
+    print("\nmatching builds per day (UTC), by build status:", file=out)
     for bug in report.bugs:
         hits = [
             f"{day[5:]} " + "+".join(f"{n} {status}" for status, n in sorted(statuses.items()))

@@ -105,7 +105,7 @@ def test_json_and_table_carry_the_same_numbers() -> None:
     assert lines[0].endswith("8 builds, 4 failed (voting), 3 of them classified (75%)")
     assert lines[2].split()[:4] == ["bug", "failures", "builds", "race"]
     assert lines[3].split()[:4] == ["100", "3", "4", "37.5"]
-    assert "  100: 11-28 1 FAILURE+1 SUCCESS; 11-29 1 FAILURE; 11-30 1 FAILURE" in lines[5]
+    assert "  100: 11-28 1 FAILURE+1 SUCCESS; 11-29 1 FAILURE; 11-30 1 FAILURE" in lines[7]
     assert "      job-output.txt:7 boom" in lines
 
 
