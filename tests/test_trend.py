@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from log_shipper.classify import Line
+from log_shipper.cli import main
 from log_shipper.fingerprints import Fingerprint
 from log_shipper.trend import (
     Build,
@@ -142,3 +143,26 @@ def test_a_bad_window_is_one_line_naming_it(since: str, until: str | None, messa
 def test_the_window_days_are_every_utc_day_it_touches() -> None:
     days = Window(datetime(2026, 11, 28, 22, tzinfo=UTC), datetime(2026, 11, 30, tzinfo=UTC)).days
     assert [day.isoformat() for day in days] == ["2026-11-28", "2026-11-29"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "10x"], "--since: not a duration (10d, 12h, 30m, 2w) or ISO date: '10x'"),
+        (["--since", "1d", "--until", "2026-13-01"], "--until: not an ISO-8601 date or time"),
+        (["--since", "1d", "--queries", "/nonexistent"], "/nonexistent: not a directory of query"),
+        (["--since", "1d", "--html", "/nonexistent/report.html"], "--html /nonexistent/report"),
+    ],
+)
+def test_bad_input_to_the_command_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    (queries / "100.yaml").write_text('query: message:"mirror"\n')
+    sink = ["--sink", f"sqlite:{tmp_path / 'logs.db'}"]
+    code = main(["report", "--queries", str(queries), *sink, *args])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"log-shipper: error: {message}"), line
