@@ -32,8 +32,9 @@ BUILDS = [
 QUERIES = [
     Fingerprint("1001", Path("1001.yaml"), 'message:"one"'),
     Fingerprint("1002", Path("1002.yaml"), 'message:"two"'),
+    Fingerprint("1003", Path("1003.yaml"), 'message:"three"', suppress_graph=True),
 ]
-MATCHES = {"1001": {"a", "b", "c", "d", "e"}, "1002": {"d"}}
+MATCHES = {"1001": {"a", "b", "c", "d", "e"}, "1002": {"d"}, "1003": {"a"}}
 SCREEN = "https://logs.example.org/f/screen-n-cpu.txt"
 ERRORS = {
     "f": [
@@ -57,7 +58,7 @@ ERRORS = {
 }
 # Hand-counted chart points (one bar segment per day and status with builds):
 # 1001: 11-20 FAILURE (a, b) and SUCCESS (c), 11-21 TIMED_OUT (d), 11-23 FAILURE (e)
-# 1002: 11-21 TIMED_OUT (d)
+# 1002: 11-21 TIMED_OUT (d); 1003 says suppress-graph: listed, no chart
 POINTS = {"1001": 4, "1002": 1}
 SEGMENTS = {"1001": {("2026-11-20", "FAILURE"): "2", ("2026-11-20", "SUCCESS"): "1"}}
 
@@ -75,6 +76,7 @@ def test_the_page_renders_its_charts_and_hostile_text_stays_text(tmp_path: Path)
     dom = Dom()
     dom.feed(dom_text)
     assert dict(dom.points) == POINTS
+    assert 'data-bug="1003"' in dom_text and "chart suppressed (suppress-graph)" in dom_text
     assert {key: dom.segments["1001"][key] for key in SEGMENTS["1001"]} == SEGMENTS["1001"]
     # The injected markup is shown, not run: no script or img element, title unchanged.
     assert dom.elements["script"] == 0 and dom.elements["img"] == 0
