@@ -66,6 +66,8 @@ MODELS = [
     ('"foo bar"~2', Phrase(MESSAGE, ("foo", "bar"), 2)),
     ('"..."', MatchNone()),
     (r"foo\-bar", Bool(should=(m("foo"), m("bar")))),
+    (r"b\u00e4r", m("b\u00e4r")),  # Lucene's \uXXXX escape
+    (r"foo\ bar", Bool(should=(m("foo"), m("bar")))),
     ("Tempest*", Prefix(MESSAGE, "tempest")),
     ("*Job-Output*", Wildcard(MESSAGE, ("", "*", "job-output", "*", ""))),
     (r"a\*b?", Wildcard(MESSAGE, ("a*b", "?", ""))),
@@ -111,6 +113,7 @@ def test_the_model_of_a_query(query: str, model: object) -> None:
         ("truncated:yes", "truncated: 'yes' is not a boolean"),
         ("@timestamp:2018-13-01", "@timestamp: '2018-13-01' is not a date"),
         ("message:a:b", "field inside field"),
+        ("line_number:-5", "expected a term, a phrase or (, got '-' at position 12"),
     ],
 )
 def test_errors_are_one_line(query: str, error: str) -> None:

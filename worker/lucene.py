@@ -280,11 +280,12 @@ _CLAUSE_START = {
     _T.RANGEEX_START,
     _T.LPAREN,
 }
-_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+# Lucene's escapes: \uXXXX is a character by its code, \ before any other its character.
+_UNESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\(.)", re.DOTALL)
 
 
 def unescape(text: str) -> str:
-    return _UNESCAPE.sub(r"\1", text)
+    return _UNESCAPE.sub(lambda m: chr(int(m[1], 16)) if m[1] else m[2], text)
 
 
 def unsupported(what: str, text: str, position: int | None = None) -> QueryError:
@@ -418,6 +419,8 @@ class _Parser:
 
     def term(self, field: str | None) -> Query | None:
         token = self.take()
+        if token.kind not in _CLAUSE_START or token.kind is _T.LPAREN:
+            raise self.syntax(token, "expected a term, a phrase or (")
         if token.kind in (_T.RANGEIN_START, _T.RANGEEX_START):
             return self.range(field, token)
         slop = self.suffixes()
