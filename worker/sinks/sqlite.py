@@ -20,7 +20,15 @@ from worker.analysis import FTS_TOKENIZER, index_text
 from worker.config import SinkConfig, parse_sink_url
 from worker.documents import Document, FileRun
 from worker.errors import ConfigError, QueryError, SinkError
-from worker.sinks.base import Replaced, SearchResult, WriteResult, check_complete
+from worker.sinks.base import (
+    COUNTS_SIZE,
+    Replaced,
+    SearchResult,
+    WriteResult,
+    check_complete,
+    check_counts_size,
+    summary_window,
+)
 from worker.sinks.query_depth import MAX_QUERY_DEPTH
 from worker.sinks.sqlite_query import (
     INSTANCES,
@@ -28,6 +36,7 @@ from worker.sinks.sqlite_query import (
     KEYWORD_COLUMNS,
     SQL_FUNCTIONS,
     VOCABULARY,
+    field_values,
     translate,
 )
 
@@ -124,6 +133,9 @@ _UPSERT = (
 # so the unique index on id finds them.
 _OF_FILE = "id >= ? AND id < ?"
 
+# A build summary's @timestamp (written by worker.builds.iso, so it compares as text).
+_SUMMARY_TIME = "json_extract(summary, '$.\"@timestamp\"')"
+
 # Errors that concern one row's data; anything else (locks, I/O, a full disk) is the
 # database's problem and fails the whole write.
 _ROW_ERRORS = (sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError)
@@ -196,6 +208,13 @@ def _row(document: Document) -> tuple[Any, ...]:
         encoded_tags,
         encoded,
     )
+
+
+def _outcomes(connection: sqlite3.Connection, build_uuid: str) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        "SELECT outcome FROM build_files WHERE build_uuid = ? ORDER BY filename", (build_uuid,)
+    ).fetchall()
+    return [orjson.loads(row[0]) for row in rows]
 
 
 class SqliteSink:
@@ -399,16 +418,17 @@ class SqliteSink:
             ).fetchone()
         return int(row[0])
 
-    def search(self, query: str, size: int = 10) -> SearchResult:
+    def search(self, query: str, size: int = 10, *, oldest_first: bool = False) -> SearchResult:
         condition = translate(query)
         size = max(size, 0)
+        order = "ASC" if oldest_first else "DESC"
         with self._reading() as connection:
             total = connection.execute(
                 f"SELECT count(*) FROM documents WHERE {condition.sql}", condition.params
             ).fetchone()[0]
             rows = connection.execute(
                 f"SELECT id, idx, source FROM documents WHERE {condition.sql}"
-                " ORDER BY timestamp DESC, seq DESC LIMIT ?",
+                f" ORDER BY timestamp {order}, seq {order} LIMIT ?",
                 (*condition.params, size),
             ).fetchall()
         hits: list[dict[str, Any]] = []
@@ -418,6 +438,33 @@ class SqliteSink:
             hit["_index"] = index
             hits.append(hit)
         return SearchResult(total=int(total), hits=hits)
+
+    def counts(self, query: str, field: str, size: int = COUNTS_SIZE) -> dict[str, int]:
+        check_counts_size(size)
+        condition = translate(query)
+        values = field_values(field)
+        counted = "DISTINCT documents.seq" if values.repeats else "*"
+        with self._reading() as connection:
+            rows = connection.execute(
+                f"SELECT {values.value} AS exact_value, count({counted}) AS hits"
+                f" FROM documents{values.joins}"
+                f" WHERE ({condition.sql}) AND {values.value} IS NOT NULL"
+                " GROUP BY exact_value ORDER BY hits DESC, exact_value LIMIT ?",
+                (*values.params, *condition.params, size),
+            ).fetchall()
+        return {str(value): int(hits) for value, hits in rows}
+
+    def builds(self, since: str, until: str) -> list[dict[str, Any]]:
+        if not self._prepared:
+            self.prepare()
+        start, end = summary_window(since, until)
+        with self._reading() as connection:
+            rows = connection.execute(
+                f"SELECT summary FROM builds WHERE {_SUMMARY_TIME} >= ? AND {_SUMMARY_TIME} < ?"
+                f" ORDER BY {_SUMMARY_TIME}, build_uuid",
+                (start, end),
+            ).fetchall()
+        return [orjson.loads(row[0]) for row in rows]
 
     def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
         if not self._prepared:
@@ -429,12 +476,15 @@ class SqliteSink:
                     "INSERT OR REPLACE INTO build_files VALUES (?, ?, ?)",
                     (build_uuid, str(outcome["filename"]), orjson.dumps(outcome).decode()),
                 )
-                rows = connection.execute(
-                    "SELECT outcome FROM build_files WHERE build_uuid = ?", (build_uuid,)
-                ).fetchall()
+                return _outcomes(connection, build_uuid)
         except sqlite3.Error as exc:
             raise SinkError(f"{self.path}: recording a file outcome failed: {exc}") from None
-        return [orjson.loads(row[0]) for row in rows]
+
+    def file_outcomes(self, build_uuid: str) -> list[dict[str, Any]]:
+        if not self._prepared:
+            self.prepare()
+        with self._reading() as connection:
+            return _outcomes(connection, build_uuid)
 
     def put_build(self, summary: dict[str, Any]) -> None:
         try:
@@ -521,6 +571,11 @@ class SqliteSink:
             raise SinkError(
                 f"{self.path}: removing the documents of {run.filename} failed: {exc}"
             ) from None
+
+    def stop_waiting(self) -> None:
+        # Nothing waits for long here: a locked database is waited for at most
+        # sink.request_timeout (the connection's busy timeout).
+        pass
 
     def close(self) -> None:
         with self._connections_lock:

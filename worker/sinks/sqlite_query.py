@@ -552,6 +552,39 @@ def _exists(field: Field) -> SqlCondition:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class FieldValues:
+    """How a query over `documents` reads one field's exact values, one row per value:
+    `joins` to append to `FROM documents` (with `params`), `value` the value (NULL when
+    it has none a keyword field would index), and `repeats` when one document may
+    give a value more than once (a list), so that documents are counted distinct."""
+
+    joins: str
+    value: str
+    params: tuple[Param, ...] = ()
+    repeats: bool = False
+
+
+def field_values(field: str) -> FieldValues:
+    """The exact values of `field` per document, as a keyword or number field holds
+    them (see translate's matching of a field:value clause)."""
+    if field == "tags":
+        return FieldValues(
+            ", json_each(documents.tags) AS field_value", "field_value.value", (), True
+        )
+    column = _COLUMN_OF.get(field)
+    if column is not None:
+        return FieldValues("", f"documents.{column}")
+    return FieldValues(
+        ", json_each(documents.source, ?) AS field_value",
+        "CASE field_value.type WHEN 'text' THEN field_value.value"
+        " WHEN 'integer' THEN field_value.value WHEN 'real' THEN field_value.value"
+        " WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END",
+        (_json_path(field),),
+        True,
+    )
+
+
 # SQL functions the sink registers on every connection: name -> (arguments, function).
 SQL_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "lucene_text": (2, text_match),
