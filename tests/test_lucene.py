@@ -93,6 +93,11 @@ MODELS = [
     ("@timestamp:2018-08-01", Range(TIME, 1533081600000, 1533081600000 + 86399999)),
     ("@timestamp:{2018-08-01 TO *]", Range(TIME, 1533081600000 + 86400000, None)),
     (r"@timestamp:<2018-08-01T02\:00\:00+02\:00", Range(TIME, None, 1533081599999)),
+    # date math; 2018-01-31 plus a month is the last day of February
+    ("@timestamp:2018-01-31||+1M", Range(TIME, 1519776000000, 1519776000000)),
+    ("@timestamp:[2018-08-01||/d TO 2018-08-01||/d]", Range(TIME, 1533081600000, 1533167999999)),
+    ("@timestamp:{2018-08-01||-1h TO *]", Range(TIME, 1533078000001, None)),
+    ("@timestamp:[2018 TO 2018]", Range(TIME, 1514764800000, 1514851199999)),  # a year
 ]
 
 
