@@ -23,7 +23,12 @@ from log_shipper.build_sources import (
     parse_time,
 )
 from log_shipper.classify import classification_json, classify, print_classification
-from log_shipper.fingerprints import load_fingerprints, sink_problems, sqlite_problems
+from log_shipper.fingerprints import (
+    Fingerprint,
+    load_fingerprints,
+    sink_problems,
+    sqlite_problems,
+)
 from log_shipper.local import LocalCluster
 from log_shipper.metadata import add_metadata_arguments, add_source_arguments, collect_fields
 from log_shipper.plan import BuildPlan, plan_build
@@ -247,10 +252,7 @@ def add_classify_parser(commands: Any) -> None:
         help="validate DIR's query files: YAML, keys, types and, without --sink, whether "
         "SQLite's translation runs each query; with --sink, whether that sink runs it",
     )
-    classify.add_argument(
-        "--sink", metavar="URL", help=f"{SINK_URL_FORMS} (default: {DEFAULT_SINK})"
-    )
-    classify.add_argument("--config", help="worker configuration YAML (auth, index prefix)")
+    add_reader_arguments(classify, "classify on")
     classify.add_argument(
         "--wait",
         type=float,
@@ -569,6 +571,17 @@ def open_reader(args: argparse.Namespace) -> Sink:
     return open_sink(config.url, dataclasses.replace(config, install_template=False))
 
 
+def usable_fingerprints(directory: str, command: str) -> list[Fingerprint]:
+    """The query files of `directory` that have no problem; each one left out is said
+    in a warning line, and none left is a ConfigError."""
+    loaded = load_fingerprints(directory)
+    for problem in loaded.problems:
+        print(f"log-shipper {command}: warning: left out: {problem}", file=sys.stderr)
+    if not loaded.fingerprints:
+        raise ConfigError(f"{directory}: no query file without problems")
+    return loaded.fingerprints
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     if args.check:
         if args.queries or args.build_uuid:
@@ -578,14 +591,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
         raise ConfigError("classify needs --queries DIR and --build-uuid UUID (or --check DIR)")
     if args.wait < 0:
         raise ConfigError(f"--wait must be 0 or more seconds, not {args.wait:g}")
-    loaded = load_fingerprints(args.queries)
-    for problem in loaded.problems:
-        print(f"log-shipper classify: warning: left out: {problem}", file=sys.stderr)
-    if not loaded.fingerprints:
-        raise ConfigError(f"{args.queries}: no query file without problems")
+    fingerprints = usable_fingerprints(args.queries, "classify")
     sink = open_reader(args)
     try:
-        result = classify(sink, loaded.fingerprints, args.build_uuid, args.wait)
+        result = classify(sink, fingerprints, args.build_uuid, args.wait)
     finally:
         sink.close()
     if args.json:
@@ -653,12 +662,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     window = parse_window(args.since, args.until, datetime.now(UTC))
-    loaded = load_fingerprints(args.queries)
-    for problem in loaded.problems:
-        print(f"log-shipper report: warning: left out: {problem}", file=sys.stderr)
-    if not loaded.fingerprints:
-        raise ConfigError(f"{args.queries}: no query file without problems")
-    fingerprints = loaded.fingerprints
+    fingerprints = usable_fingerprints(args.queries, "report")
     sink = open_reader(args)
     try:
         data = gather(sink, fingerprints, window, args.pipeline)
