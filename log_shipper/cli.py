@@ -7,6 +7,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,12 @@ from log_shipper.build_sources import (
     parse_time,
 )
 from log_shipper.classify import classification_json, classify, print_classification
-from log_shipper.fingerprints import load_fingerprints, sink_problems, sqlite_problems
+from log_shipper.fingerprints import (
+    Fingerprint,
+    load_fingerprints,
+    sink_problems,
+    sqlite_problems,
+)
 from log_shipper.local import LocalCluster
 from log_shipper.metadata import add_metadata_arguments, add_source_arguments, collect_fields
 from log_shipper.plan import BuildPlan, plan_build
@@ -35,6 +41,14 @@ from log_shipper.report import (
 )
 from log_shipper.rules import Rules, default_rules, load_rules
 from log_shipper.submit import Outcome, Submitter
+from log_shipper.trend import (
+    as_json,
+    build_report,
+    gather,
+    parse_window,
+    render_text,
+)
+from log_shipper.trend_page import render_page
 from worker.cli import add_allow_argument, add_version_argument
 from worker.config import SINK_URL_FORMS, WorkerConfig, load_config
 from worker.errors import ConfigError, LogIndexerError
@@ -166,12 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "query", metavar="QUERY", help="a Lucene query, e.g. 'loglevel:ERROR AND tags:console'"
     )
-    search.add_argument(
-        "--sink",
-        metavar="URL",
-        help=f"the sink to search: {SINK_URL_FORMS} (default: {DEFAULT_SINK})",
-    )
-    search.add_argument("--config", help="worker configuration YAML (auth, index prefix)")
+    add_reader_arguments(search, "search")
     search.add_argument("--count", action="store_true", help="print only the number of hits")
     search.add_argument("--json", action="store_true", help="one JSON document per line")
     search.add_argument(
@@ -180,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(command=cmd_search)
 
     add_classify_parser(commands)
+    add_report_parser(commands)
 
     check = commands.add_parser(
         "check-config",
@@ -191,6 +201,36 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--rules", help="file rules YAML (default: config/rules.yaml)")
     check.set_defaults(command=cmd_check_config)
     return parser
+
+
+def add_reader_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    """--sink and --config of the commands that read a sink."""
+    parser.add_argument(
+        "--sink",
+        metavar="URL",
+        help=f"the sink to {verb}: {SINK_URL_FORMS} (default: {DEFAULT_SINK})",
+    )
+    parser.add_argument("--config", help="worker configuration YAML (auth, index names)")
+
+
+def add_report_parser(commands: Any) -> None:
+    report = commands.add_parser(
+        "report",
+        help="which known bugs (fingerprint queries) failed most builds over a window",
+        description="Per bug: matching builds per day by build status, jobs and projects hit, "
+        "first and last seen, and the race percentage (its failed builds among all builds of "
+        "the jobs it hit); then the failed voting builds no query matched, by job.",
+    )
+    report.add_argument("--queries", required=True, metavar="DIR", help="a query per YAML file")
+    report.add_argument(
+        "--since", required=True, help="start: a duration back from now (10d, 12h) or ISO date"
+    )
+    report.add_argument("--until", help="end (excluded), the same forms (default: now)")
+    add_reader_arguments(report, "read")
+    report.add_argument("--pipeline", help="only builds of this pipeline, e.g. gate")
+    report.add_argument("--html", metavar="FILE", help="also write the report as one page")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.set_defaults(command=cmd_report)
 
 
 def add_classify_parser(commands: Any) -> None:
@@ -212,10 +252,7 @@ def add_classify_parser(commands: Any) -> None:
         help="validate DIR's query files: YAML, keys, types and, without --sink, whether "
         "SQLite's translation runs each query; with --sink, whether that sink runs it",
     )
-    classify.add_argument(
-        "--sink", metavar="URL", help=f"{SINK_URL_FORMS} (default: {DEFAULT_SINK})"
-    )
-    classify.add_argument("--config", help="worker configuration YAML (auth, index prefix)")
+    add_reader_arguments(classify, "classify on")
     classify.add_argument(
         "--wait",
         type=float,
@@ -534,6 +571,17 @@ def open_reader(args: argparse.Namespace) -> Sink:
     return open_sink(config.url, dataclasses.replace(config, install_template=False))
 
 
+def usable_fingerprints(directory: str, command: str) -> list[Fingerprint]:
+    """The query files of `directory` that have no problem; each one left out is said
+    in a warning line, and none left is a ConfigError."""
+    loaded = load_fingerprints(directory)
+    for problem in loaded.problems:
+        print(f"log-shipper {command}: warning: left out: {problem}", file=sys.stderr)
+    if not loaded.fingerprints:
+        raise ConfigError(f"{directory}: no query file without problems")
+    return loaded.fingerprints
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     if args.check:
         if args.queries or args.build_uuid:
@@ -543,14 +591,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
         raise ConfigError("classify needs --queries DIR and --build-uuid UUID (or --check DIR)")
     if args.wait < 0:
         raise ConfigError(f"--wait must be 0 or more seconds, not {args.wait:g}")
-    loaded = load_fingerprints(args.queries)
-    for problem in loaded.problems:
-        print(f"log-shipper classify: warning: left out: {problem}", file=sys.stderr)
-    if not loaded.fingerprints:
-        raise ConfigError(f"{args.queries}: no query file without problems")
+    fingerprints = usable_fingerprints(args.queries, "classify")
     sink = open_reader(args)
     try:
-        result = classify(sink, loaded.fingerprints, args.build_uuid, args.wait)
+        result = classify(sink, fingerprints, args.build_uuid, args.wait)
     finally:
         sink.close()
     if args.json:
@@ -613,6 +657,28 @@ def cmd_search(args: argparse.Namespace) -> int:
         where = f"{hit.get('filename', '')}:{hit.get('line_number', '')}"
         level = hit.get("loglevel", "")
         print(f"{hit.get('@timestamp', '')} {where} {level} {first_line}"[:width])
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    window = parse_window(args.since, args.until, datetime.now(UTC))
+    fingerprints = usable_fingerprints(args.queries, "report")
+    sink = open_reader(args)
+    try:
+        data = gather(sink, fingerprints, window, args.pipeline)
+    finally:
+        sink.close()
+    result = build_report(fingerprints, data)
+    if args.html:
+        try:
+            Path(args.html).write_text(render_page(result), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--html {args.html}: {exc.strerror}") from None
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(as_json(result), option=orjson.OPT_APPEND_NEWLINE))
+    else:
+        width = os.get_terminal_size().columns if sys.stdout.isatty() else 200
+        render_text(result, sys.stdout, width)
     return 0
 
 

@@ -3,8 +3,9 @@
 Each `<bug>.yaml` holds a mapping with `query` (Lucene query_string over the indexed
 log lines) and optionally `suppress-graph`, `suppress-notification`,
 `allow-nonvoting` (booleans) and `test_ids` (a list of test names). Whether a query
-can run is decided by the sinks' own code: luqum's parse and the SQLite translation
-(worker.sinks.sqlite_query) without a sink, the sink itself (a count) with one.
+can run is decided by the sinks' own code: the query parser (worker.lucene) and the
+SQLite translation (worker.sinks.sqlite_query) without a sink, the sink itself (a count)
+with one.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def _kind(value: Any) -> str:
 
 def sqlite_problems(fingerprints: Sequence[Fingerprint]) -> list[str]:
     """What the SQLite sink cannot run, by file, without opening one: a syntax its
-    parser (luqum) cannot read, a query nested too deeply for any sink, or what its
+    parser (worker.lucene) cannot read, a query nested too deeply for any sink, or what its
     translation does not support (the engines take full query_string syntax)."""
     problems = []
     for fingerprint in fingerprints:

@@ -66,7 +66,7 @@ BAD = {
     "7.yaml": "",
     "8.yaml": "query: 12\n",
     "9.yaml": 'query: message:"unclosed\n',
-    "10.yaml": "query: message:timeou*\n",
+    "10.yaml": "query: message:/fail<1-5>/\n",
     "notes.txt": "not a query file",
 }
 
@@ -91,7 +91,9 @@ def test_each_problem_is_one_line_naming_the_file(tmp_path: Path) -> None:
     assert [f.bug for f in loaded.fingerprints] == ["1", "10", "9"]
     problems = sqlite_problems(loaded.fingerprints)
     assert len(problems) == 2
-    assert problems[0].startswith(f"{directory}/10.yaml: unsupported on SQLite: wildcard ")
+    assert problems[0].startswith(
+        f"{directory}/10.yaml: unsupported on SQLite: regular expression operator numeric range"
+    )
     assert problems[1].startswith(f"{directory}/9.yaml: query syntax error")
 
 
@@ -172,17 +174,23 @@ def test_every_shared_query_runs_on_each_sink(
 def test_what_a_sink_cannot_run_is_decided_by_that_sink(
     sink_under_test: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A wildcard: the engines run it, SQLite's translation refuses it. A number
-    field given a word: SQLite compares it (no match), the engines refuse it."""
+    """A numeric range in a regular expression: the engines run it, SQLite refuses it.
+    A number field given a word: every sink refuses it."""
     directory = write(
-        tmp_path / "q", {"1.yaml": "query: message:timeou*\n", "2.yaml": "query: line_number:ten\n"}
+        tmp_path / "q",
+        {"1.yaml": "query: message:/fail<1-5>/\n", "2.yaml": "query: line_number:ten\n"},
     )
     code = main(["classify", "--check", str(directory), *sink_under_test])
     lines = capsys.readouterr().out.splitlines()
     assert code == 1
-    assert len(lines) == 2
     if sink_under_test[1].startswith("sqlite:"):
-        assert lines[0].startswith(f"{directory}/1.yaml: unsupported on SQLite: wildcard")
+        assert len(lines) == 3
+        assert lines[0].startswith(
+            f"{directory}/1.yaml: unsupported on SQLite: regular expression operator"
+        )
+        assert lines[1] == f"{directory}/2.yaml: line_number: 'ten' is not a number"
+        assert lines[2].startswith(f"{directory}: 2 of 2 query files with problems (run on ")
     else:
+        assert len(lines) == 2
         assert lines[0].startswith(f"{directory}/2.yaml: query refused: ")
-    assert lines[1].startswith(f"{directory}: 1 of 2 query files with problems (run on ")
+        assert lines[1].startswith(f"{directory}: 1 of 2 query files with problems (run on ")

@@ -66,6 +66,8 @@ MODELS = [
     ('"foo bar"~2', Phrase(MESSAGE, ("foo", "bar"), 2)),
     ('"..."', MatchNone()),
     (r"foo\-bar", Bool(should=(m("foo"), m("bar")))),
+    (r"b\u00e4r", m("b\u00e4r")),  # Lucene's \uXXXX escape
+    (r"foo\ bar", Bool(should=(m("foo"), m("bar")))),
     ("Tempest*", Prefix(MESSAGE, "tempest")),
     ("*Job-Output*", Wildcard(MESSAGE, ("", "*", "job-output", "*", ""))),
     (r"a\*b?", Wildcard(MESSAGE, ("a*b", "?", ""))),
@@ -91,6 +93,11 @@ MODELS = [
     ("@timestamp:2018-08-01", Range(TIME, 1533081600000, 1533081600000 + 86399999)),
     ("@timestamp:{2018-08-01 TO *]", Range(TIME, 1533081600000 + 86400000, None)),
     (r"@timestamp:<2018-08-01T02\:00\:00+02\:00", Range(TIME, None, 1533081599999)),
+    # date math; 2018-01-31 plus a month is the last day of February
+    ("@timestamp:2018-01-31||+1M", Range(TIME, 1519776000000, 1519776000000)),
+    ("@timestamp:[2018-08-01||/d TO 2018-08-01||/d]", Range(TIME, 1533081600000, 1533167999999)),
+    ("@timestamp:{2018-08-01||-1h TO *]", Range(TIME, 1533078000001, None)),
+    ("@timestamp:[2018 TO 2018]", Range(TIME, 1514764800000, 1514851199999)),  # a year
 ]
 
 
@@ -111,6 +118,7 @@ def test_the_model_of_a_query(query: str, model: object) -> None:
         ("truncated:yes", "truncated: 'yes' is not a boolean"),
         ("@timestamp:2018-13-01", "@timestamp: '2018-13-01' is not a date"),
         ("message:a:b", "field inside field"),
+        ("line_number:-5", "expected a term, a phrase or (, got '-' at position 12"),
     ],
 )
 def test_errors_are_one_line(query: str, error: str) -> None:

@@ -84,10 +84,13 @@ def build_summary(job: Job, outcomes: Sequence[dict[str, Any]]) -> dict[str, Any
             one_line(f"{outcome['filename']}: {mask_url(str(reason))}") for reason in reasons
         )
     finished = max(outcome["finished"] for outcome in outcomes)
+    # The build's own end when the job says it (a backfilled build of last month is
+    # last month's in a trend), else when its last file was indexed.
+    end = job.end_time
     return {
         **fields,
         "type": "build",
-        "@timestamp": finished,
+        "@timestamp": iso(end.timestamp()) if end else finished,
         "started": min(outcome["started"] for outcome in outcomes),
         "finished": finished,
         "rules_digest": job.build.rules_digest if job.build else "",

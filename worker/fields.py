@@ -99,6 +99,13 @@ class Catalogue:
                 return Field(parent, self.dynamic_string.raw, dynamic=True)
         return Field(name, self.dynamic_string, dynamic=True)
 
+    def exact_name(self, name: str) -> str:
+        """The engine field holding `name`'s exact values, to group or sort by: its
+        `.raw` sub-field where it has one (aliases resolved), else the field itself."""
+        path = self.aliases.get(name, name)
+        mapping = self.fields.get(path, None if "." in path else self.dynamic_string)
+        return f"{path}.{RAW}" if mapping is not None and mapping.raw is not None else path
+
 
 def _mapping(name: str, spec: Any) -> FieldMapping:
     if not isinstance(spec, dict) or not isinstance(spec.get("type", "object"), str):

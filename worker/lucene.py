@@ -280,11 +280,12 @@ _CLAUSE_START = {
     _T.RANGEEX_START,
     _T.LPAREN,
 }
-_UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+# Lucene's escapes: \uXXXX is a character by its code, \ before any other its character.
+_UNESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\(.)", re.DOTALL)
 
 
 def unescape(text: str) -> str:
-    return _UNESCAPE.sub(r"\1", text)
+    return _UNESCAPE.sub(lambda m: chr(int(m[1], 16)) if m[1] else m[2], text)
 
 
 def unsupported(what: str, text: str, position: int | None = None) -> QueryError:
@@ -418,6 +419,8 @@ class _Parser:
 
     def term(self, field: str | None) -> Query | None:
         token = self.take()
+        if token.kind not in _CLAUSE_START or token.kind is _T.LPAREN:
+            raise self.syntax(token, "expected a term, a phrase or (")
         if token.kind in (_T.RANGEIN_START, _T.RANGEEX_START):
             return self.range(field, token)
         slop = self.suffixes()
@@ -690,13 +693,76 @@ _DATE = re.compile(
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+# Date math: `now` or `<date>||`, then steps such as +1d, -2h, /d (y M w d h H m s).
+_MATH_STEP = re.compile(r"([+-])([0-9]+)([yMwdhHms])|/([yMwdhHms])")
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "H": 3600, "m": 60, "s": 1}
+
+
 def _millis(text: str, round_up: bool, field: Field) -> int:
-    """`text` as epoch milliseconds, as Elasticsearch's date field parses a query value."""
-    if "now" in text or "||" in text:
-        raise unsupported("date math", text)
-    if re.fullmatch(r"-?[0-9]+", text):
-        return int(text)  # epoch_millis
+    """`text` as epoch milliseconds, as Elasticsearch's date field parses a query value,
+    date math included (in UTC; `now` is the time of the call)."""
+    if text.startswith("now"):
+        anchor, math = None, text[3:]
+    elif "||" in text:
+        anchor, _, math = text.partition("||")
+    else:
+        return _plain_millis(text, round_up, field)
+    steps = list(_MATH_STEP.finditer(math))
+    if "".join(step[0] for step in steps) != math:
+        raise QueryError(f"{field.path}: {text!r}: date math steps are +N, -N or / and a unit")
+    if anchor is None:
+        now = datetime.now(UTC)
+        moment = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    else:
+        # The anchor is rounded up only when no step follows it.
+        anchored = _plain_millis(anchor, round_up and not math, field)
+        moment = _EPOCH + timedelta(milliseconds=anchored)
+    rounded = False
+    for step in steps:
+        if step[4] is None:
+            moment = _shift(moment, int(step[2]) * (1 if step[1] == "+" else -1), step[3])
+        else:
+            moment = _round_down(moment, step[4])
+            if round_up:
+                moment = _shift(moment, 1, step[4])
+            rounded = True
+    millis = (moment - _EPOCH) // timedelta(milliseconds=1)
+    # Rounding up ends a unit at its last millisecond.
+    return millis - 1 if rounded and round_up else millis
+
+
+def _shift(moment: datetime, count: int, unit: str) -> datetime:
+    if unit in ("y", "M"):
+        months = moment.month - 1 + count * (12 if unit == "y" else 1)
+        year, month = moment.year + months // 12, months % 12 + 1
+        following = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+        last_day = (following - timedelta(days=1)).day
+        return moment.replace(year=year, month=month, day=min(moment.day, last_day))
+    return moment + timedelta(seconds=count * _UNIT_SECONDS[unit])
+
+
+def _round_down(moment: datetime, unit: str) -> datetime:
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "y":
+        return day.replace(month=1, day=1)
+    if unit == "M":
+        return day.replace(day=1)
+    if unit == "w":
+        return day - timedelta(days=day.weekday())  # ISO weeks start on Monday
+    if unit == "d":
+        return day
+    if unit in ("h", "H"):
+        return moment.replace(minute=0, second=0, microsecond=0)
+    if unit == "m":
+        return moment.replace(second=0, microsecond=0)
+    return moment.replace(microsecond=0)
+
+
+def _plain_millis(text: str, round_up: bool, field: Field) -> int:
+    # strict_date_optional_time||epoch_millis: "2018" is a year, other numbers milliseconds.
     match = _DATE.fullmatch(text)
+    if match is None and re.fullmatch(r"-?[0-9]+", text):
+        return int(text)
     if match is None:
         raise QueryError(
             f"{field.path}: {text!r} is not a date (yyyy-MM-dd'T'HH:mm:ss.SSSZ or a part)"

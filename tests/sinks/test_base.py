@@ -13,10 +13,10 @@ from tests.engines import build_index_for, index_prefix
 from worker.config import SinkConfig
 from worker.documents import Document
 from worker.errors import QueryError
+from worker.fields import catalogue_of
 from worker.sinks import engine as engine_module
 from worker.sinks import open_sink
 from worker.sinks.base import Sink, summary_window, wait_for_build
-from worker.sinks.engine import exact_field
 
 # message, loglevel, tags, build_name, line_number, build_hostids (None: absent).
 ROWS: tuple[tuple[str, str | None, list[str], str, int, list[str] | None], ...] = (
@@ -189,13 +189,30 @@ def test_wait_for_build_gives_up_after_its_time(sink: Sink) -> None:
     assert wait_for_build(sink, "never", 0.3) is None
 
 
-def test_exact_field_is_the_raw_sub_field_where_the_mapping_has_one() -> None:
-    properties = {
-        "message": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
-        "loglevel": {"type": "keyword"},
-        "project": {"type": "text", "fields": {"words": {"type": "text"}}},
+def test_exact_name_is_the_raw_sub_field_where_the_mapping_has_one() -> None:
+    template = {
+        "mappings": {
+            "dynamic_templates": [
+                {
+                    "strings": {
+                        "match_mapping_type": "string",
+                        "mapping": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
+                    }
+                }
+            ],
+            "properties": {
+                "message": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
+                "loglevel": {"type": "keyword"},
+                "project": {"type": "text", "fields": {"words": {"type": "text"}}},
+                "program": {"type": "text", "fields": {"raw": {"type": "keyword"}}},
+                "syslog_program": {"type": "alias", "path": "program"},
+            },
+        }
     }
-    assert exact_field("message", properties) == "message.raw"
-    assert exact_field("loglevel", properties) == "loglevel"
-    assert exact_field("project", properties) == "project"
-    assert exact_field("absent", properties) == "absent"
+    catalogue = catalogue_of(template)
+    assert catalogue.exact_name("message") == "message.raw"
+    assert catalogue.exact_name("loglevel") == "loglevel"
+    assert catalogue.exact_name("project") == "project"
+    assert catalogue.exact_name("syslog_program") == "program.raw"
+    # A string field the template does not name is mapped by the dynamic template.
+    assert catalogue.exact_name("absent") == "absent.raw"

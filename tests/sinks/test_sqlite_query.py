@@ -332,7 +332,7 @@ UNSUPPORTED = [
     ("message:/@/", 'regular expression operator any string (@) "/@/"'),
     (r"build_\*:x", 'field name pattern "build_*:x"'),
     ("*:x", 'field name pattern "*:x"'),
-    ("@timestamp:[now-1d TO now]", 'date math "now-1d"'),
+    ("message:/<1-5>/", 'regular expression operator numeric range (<>) "/<1-5>/"'),
     ("line_number:1*", 'prefix term on integer field line_number "1*"'),
     ("line_number:1?", 'wildcard on integer field line_number "1?"'),
     ("line_number:12~", 'fuzzy term on integer field line_number "12~"'),
@@ -622,6 +622,13 @@ HANDMADE_HITS: list[tuple[str, set[int]]] = [
     ('@timestamp:"2018-08-01T00:43:51.328884+00:00"', {0}),  # to the millisecond
     ("@timestamp:[2018-07 TO 2018-07]", set()),  # rounded up: 2018-07-01T23:59:59.999
     ("@timestamp:{2018-07 TO 2018-08}", {3}),
+    # date math: a step, then rounding to the unit (its end for <=)
+    ("@timestamp:[2018-07-31||+1d TO 2018-08-01||+1d]", {0, 1, 2, 4}),
+    ("@timestamp:[2018||/y TO 2018||/y]", {0, 1, 2, 3, 4}),
+    ("@timestamp:[2018-08-01||/w TO 2018-08-01||/w]", {0, 1, 2, 3, 4}),  # Monday 07-30 on
+    ("@timestamp:{2018-08-01||/d TO 2018-08-02||/d}", set()),
+    ("@timestamp:[2018-08-01T00:43:51||/m TO 2018-08-01T00:43:51||/h]", {0, 4}),
+    ("@timestamp:[now-100y TO now]", {0, 1, 2, 3, 4, 5}),
     ("*:*", {0, 1, 2, 3, 4, 5}),
     ("_id:doc1", {1}),
 ]

@@ -12,7 +12,6 @@ import queue
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from functools import cache
 from typing import Any, ClassVar
 
 import orjson
@@ -26,6 +25,7 @@ from worker.documents import (
     document_id,
 )
 from worker.errors import QueryError, SinkError, one_line
+from worker.fields import catalogue
 from worker.redact import mask_url
 from worker.resources import resource_path
 from worker.sinks.base import (
@@ -283,7 +283,7 @@ class EngineSink:
     def counts(self, query: str, field: str, size: int = COUNTS_SIZE) -> dict[str, int]:
         check_counts_size(size)
         terms = {
-            "field": exact_field(field),
+            "field": catalogue().exact_name(field),
             "size": size,
             "shard_size": max(size, COUNTS_SHARD_SIZE),
             "order": [{"_count": "desc"}, {"_key": "asc"}],
@@ -600,20 +600,6 @@ def reason(body: Any) -> str:
             return describe(error)
         return one_line(str(error))
     return one_line(str(body), 300)
-
-
-@cache
-def _template_properties() -> dict[str, Any]:
-    properties: dict[str, Any] = index_template("")["template"]["mappings"]["properties"]
-    return properties
-
-
-def exact_field(name: str, properties: dict[str, Any] | None = None) -> str:
-    """The field holding `name`'s exact value, for aggregating: the `.raw` keyword
-    sub-field where the index template (or `properties`, a template's mapping
-    properties) maps `name` as text with one, else `name`."""
-    mapping = (_template_properties() if properties is None else properties).get(name, {})
-    return f"{name}.raw" if "raw" in mapping.get("fields", {}) else name
 
 
 def index_template(prefix: str, replicas: int | None = None) -> dict[str, Any]:

@@ -242,7 +242,8 @@ def _fts(query: FieldQuery) -> SqlCondition:
             # The literal start bounds the terms to scan (fts5vocab seeks on them).
             where += " AND term >= ? AND term < ?"
             params += (literal, literal + "\U0010ffff")
-        return SqlCondition(_IN_INSTANCES.format(where), params)
+        terms = f"SELECT term FROM {VOCABULARY} WHERE {where}"
+        return SqlCondition(_IN_INSTANCES.format(f"term IN ({terms})"), params)
     if isinstance(query, Fuzzy):
         # The closest FUZZY_MAX_EXPANSIONS terms of the index, as Lucene's fuzzy query
         # rewrites itself (best similarity first, then term order).
