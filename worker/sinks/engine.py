@@ -12,6 +12,7 @@ import queue
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
@@ -533,9 +534,13 @@ def reason(body: Any) -> str:
     return one_line(str(body), 300)
 
 
-def index_template(prefix: str, replicas: int | None = None) -> dict[str, Any]:
-    """The shipped template for `prefix`, with `replicas` (sink.replicas) if set."""
-    template: dict[str, Any] = orjson.loads(resource_path("index-template.json").read_bytes())
+def index_template(
+    prefix: str, replicas: int | None = None, source: Path | None = None
+) -> dict[str, Any]:
+    """The shipped template (or the one in file `source`) for `prefix`, with `replicas`
+    (sink.replicas) if set."""
+    path = source or resource_path("index-template.json")
+    template: dict[str, Any] = orjson.loads(path.read_bytes())
     template["index_patterns"] = [f"{prefix}*"]
     if replicas is not None:
         template["template"]["settings"]["number_of_replicas"] = replicas
