@@ -186,6 +186,19 @@ def test_any_number_of_concurrent_requests_indexes_every_document_once(
     assert sink.count("loglevel:DEBUG") == sum(e.fields["loglevel"] == "DEBUG" for e in events)
 
 
+def test_a_build_summary_is_written_once_its_documents_are_searchable(
+    engine: tuple[EngineSink, str],
+) -> None:
+    """The template refreshes every 30 s: searchable at once is the summary's doing."""
+    sink, _ = engine
+    sink.config = replace(sink.config, build_index=build_index_for(sink.config.index_prefix))
+    sink.prepare()
+    events = oslo_events(20)
+    assert sink.write(build_documents(events, JOB, sink.config.index_prefix)).indexed == 20
+    sink.put_build({"type": "build", "build_uuid": JOB.fields["build_uuid"]})
+    assert sink.count() == len(events)
+
+
 def test_bad_query_is_a_query_error(engine: tuple[EngineSink, str]) -> None:
     sink, _ = engine
     sink.prepare()

@@ -442,6 +442,10 @@ class EngineSink:
         return [hit["_source"] for hit in response["hits"]["hits"]]
 
     def put_build(self, summary: dict[str, Any]) -> None:
+        # "Fully indexed" must mean searchable: the template refreshes the documents
+        # only every 30 s (fewer, larger segments while loading), so a consumer reading
+        # the summary would otherwise miss the build's last documents meanwhile.
+        self.refresh()
         path = f"/{self.config.build_index}/_doc/{summary['build_uuid']}"
         self._checked("PUT", path, orjson.dumps(summary), params={"refresh": "true"})
 
