@@ -7,7 +7,9 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -19,6 +21,13 @@ from log_shipper.build_sources import (
     builds_from_log_tree,
     builds_from_zuul,
     parse_time,
+)
+from log_shipper.classify import classification_json, classify, print_classification
+from log_shipper.fingerprints import (
+    Fingerprint,
+    load_fingerprints,
+    sink_problems,
+    sqlite_problems,
 )
 from log_shipper.local import LocalCluster
 from log_shipper.metadata import add_metadata_arguments, add_source_arguments, collect_fields
@@ -32,6 +41,14 @@ from log_shipper.report import (
 )
 from log_shipper.rules import Rules, default_rules, load_rules
 from log_shipper.submit import Outcome, Submitter
+from log_shipper.trend import (
+    as_json,
+    build_report,
+    gather,
+    parse_window,
+    render_text,
+)
+from log_shipper.trend_page import render_page
 from worker.cli import add_allow_argument, add_version_argument
 from worker.config import SINK_URL_FORMS, WorkerConfig, load_config
 from worker.errors import ConfigError, LogIndexerError
@@ -163,18 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "query", metavar="QUERY", help="a Lucene query, e.g. 'loglevel:ERROR AND tags:console'"
     )
-    search.add_argument(
-        "--sink",
-        metavar="URL",
-        help=f"the sink to search: {SINK_URL_FORMS} (default: {DEFAULT_SINK})",
-    )
-    search.add_argument("--config", help="worker configuration YAML (auth, index prefix)")
+    add_reader_arguments(search, "search")
     search.add_argument("--count", action="store_true", help="print only the number of hits")
     search.add_argument("--json", action="store_true", help="one JSON document per line")
     search.add_argument(
         "--size", type=int, default=10, help="how many hits to show (default: %(default)s)"
     )
     search.set_defaults(command=cmd_search)
+
+    add_classify_parser(commands)
+    add_report_parser(commands)
 
     check = commands.add_parser(
         "check-config",
@@ -186,6 +201,67 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--rules", help="file rules YAML (default: config/rules.yaml)")
     check.set_defaults(command=cmd_check_config)
     return parser
+
+
+def add_reader_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    """--sink and --config of the commands that read a sink."""
+    parser.add_argument(
+        "--sink",
+        metavar="URL",
+        help=f"the sink to {verb}: {SINK_URL_FORMS} (default: {DEFAULT_SINK})",
+    )
+    parser.add_argument("--config", help="worker configuration YAML (auth, index names)")
+
+
+def add_report_parser(commands: Any) -> None:
+    report = commands.add_parser(
+        "report",
+        help="which known bugs (fingerprint queries) failed most builds over a window",
+        description="Per bug: matching builds per day by build status, jobs and projects hit, "
+        "first and last seen, and the race percentage (its failed builds among all builds of "
+        "the jobs it hit); then the failed voting builds no query matched, by job.",
+    )
+    report.add_argument("--queries", required=True, metavar="DIR", help="a query per YAML file")
+    report.add_argument(
+        "--since", required=True, help="start: a duration back from now (10d, 12h) or ISO date"
+    )
+    report.add_argument("--until", help="end (excluded), the same forms (default: now)")
+    add_reader_arguments(report, "read")
+    report.add_argument("--pipeline", help="only builds of this pipeline, e.g. gate")
+    report.add_argument("--html", metavar="FILE", help="also write the report as one page")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.set_defaults(command=cmd_report)
+
+
+def add_classify_parser(commands: Any) -> None:
+    classify = commands.add_parser(
+        "classify",
+        help="which known bug broke a build: run failure-fingerprint queries against it",
+        description="Runs every query of an elastic-recheck query directory against one "
+        "build (voting builds only, unless a query says allow-nonvoting) and prints each "
+        "matched bug with its hits and first matching line, then the build's error lines "
+        "no query matched. Exit status: 0 a known bug matched, 1 none matched, 3 the build "
+        "is not fully indexed (yet), 2 a usage error. With --check DIR: validate the query "
+        "files instead (exit 0 when all pass, 1 when any has a problem).",
+    )
+    classify.add_argument("--queries", metavar="DIR", help="directory of <bug>.yaml query files")
+    classify.add_argument("--build-uuid", metavar="UUID", help="the build to classify")
+    classify.add_argument(
+        "--check",
+        metavar="DIR",
+        help="validate DIR's query files: YAML, keys, types and, without --sink, whether "
+        "SQLite's translation runs each query; with --sink, whether that sink runs it",
+    )
+    add_reader_arguments(classify, "classify on")
+    classify.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the build to be fully indexed (default: %(default)g)",
+    )
+    classify.add_argument("--json", action="store_true", help="one JSON object")
+    classify.set_defaults(command=cmd_classify)
 
 
 def add_timeout_argument(
@@ -489,9 +565,80 @@ def run_backfill(
     return backfill.run(builds)
 
 
-def cmd_search(args: argparse.Namespace) -> int:
+def open_reader(args: argparse.Namespace) -> Sink:
+    """The sink of --sink/--config, opened to be read: nothing installed in it."""
     config = worker_config(args).sink
-    sink = open_sink(config.url, dataclasses.replace(config, install_template=False))
+    return open_sink(config.url, dataclasses.replace(config, install_template=False))
+
+
+def usable_fingerprints(directory: str, command: str) -> list[Fingerprint]:
+    """The query files of `directory` that have no problem; each one left out is said
+    in a warning line, and none left is a ConfigError."""
+    loaded = load_fingerprints(directory)
+    for problem in loaded.problems:
+        print(f"log-shipper {command}: warning: left out: {problem}", file=sys.stderr)
+    if not loaded.fingerprints:
+        raise ConfigError(f"{directory}: no query file without problems")
+    return loaded.fingerprints
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    if args.check:
+        if args.queries or args.build_uuid:
+            raise ConfigError("classify --check DIR takes no --queries or --build-uuid")
+        return check_queries(args)
+    if not args.queries or not args.build_uuid:
+        raise ConfigError("classify needs --queries DIR and --build-uuid UUID (or --check DIR)")
+    if args.wait < 0:
+        raise ConfigError(f"--wait must be 0 or more seconds, not {args.wait:g}")
+    fingerprints = usable_fingerprints(args.queries, "classify")
+    sink = open_reader(args)
+    try:
+        result = classify(sink, fingerprints, args.build_uuid, args.wait)
+    finally:
+        sink.close()
+    if args.json:
+        sys.stdout.buffer.write(
+            orjson.dumps(classification_json(result), option=orjson.OPT_APPEND_NEWLINE)
+        )
+    else:
+        print_classification(result, sys.stdout)
+    return result.exit_status
+
+
+def check_queries(args: argparse.Namespace) -> int:
+    loaded = load_fingerprints(args.check)
+    problems = list(loaded.problems)
+    if args.sink or args.config:
+        sink = open_reader(args)
+        try:
+            problems.extend(sink_problems(loaded.fingerprints, sink))
+            # An engine parses a query on each index it searches: with none, it read none.
+            empty = sink.count() == 0
+        finally:
+            sink.close()
+        against = f"run on {mask_url(worker_config(args).sink.url)}"
+        if empty:
+            against += ", which holds no documents: an engine checks no query then"
+    else:
+        problems.extend(sqlite_problems(loaded.fingerprints))
+        against = "parsed and translated for SQLite; the engines take full query_string syntax"
+    for problem in problems:
+        print(mask_url(problem))
+    bad = len({problem.split(": ", 1)[0] for problem in problems})
+    if bad:
+        print(f"{args.check}: {bad} of {_files(loaded.files)} with problems ({against})")
+        return 1
+    print(f"{args.check}: {_files(loaded.files)} ok ({against})")
+    return 0
+
+
+def _files(count: int) -> str:
+    return f"{count} query file{'' if count == 1 else 's'}"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    sink = open_reader(args)
     try:
         if args.count:
             print(sink.count(args.query))
@@ -510,6 +657,28 @@ def cmd_search(args: argparse.Namespace) -> int:
         where = f"{hit.get('filename', '')}:{hit.get('line_number', '')}"
         level = hit.get("loglevel", "")
         print(f"{hit.get('@timestamp', '')} {where} {level} {first_line}"[:width])
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    window = parse_window(args.since, args.until, datetime.now(UTC))
+    fingerprints = usable_fingerprints(args.queries, "report")
+    sink = open_reader(args)
+    try:
+        data = gather(sink, fingerprints, window, args.pipeline)
+    finally:
+        sink.close()
+    result = build_report(fingerprints, data)
+    if args.html:
+        try:
+            Path(args.html).write_text(render_page(result), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--html {args.html}: {exc.strerror}") from None
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(as_json(result), option=orjson.OPT_APPEND_NEWLINE))
+    else:
+        width = os.get_terminal_size().columns if sys.stdout.isatty() else 200
+        render_text(result, sys.stdout, width)
     return 0
 
 

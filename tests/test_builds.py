@@ -80,3 +80,19 @@ def test_error_strings_are_bounded_in_outcomes_and_the_build_summary() -> None:
     assert summary["errors"][0].startswith("a.txt: illegal_argument_exception")
     assert summary["errors"][-1].startswith("c.txt: x x x")
     assert "characters cut" in summary["errors"][-1]
+
+
+def test_the_summary_is_dated_by_the_builds_end_when_the_job_gives_it() -> None:
+    ended = Job(
+        source_url=URL + "a.txt",
+        fields={"build_uuid": "4f440b7", "build_end_time": "2026-11-20T11:30:00+01:00"},
+        tags=(),
+        build=BuildTracking(files=1, run_id="run-1"),
+    )
+    outcomes = [file_outcome(ended, JobSummary(URL + "a.txt", lines=1), None)]
+    assert build_summary(ended, outcomes)["@timestamp"] == "2026-11-20T10:30:00.000000Z"
+    # Without it, or with a value that is no time: when the last file was indexed.
+    for fields in ({}, {"build_end_time": "yesterday"}):
+        plain = Job(URL + "a.txt", {"build_uuid": "4f440b7", **fields}, (), build=ended.build)
+        summary = build_summary(plain, outcomes)
+        assert summary["@timestamp"] == outcomes[0]["finished"]

@@ -4,7 +4,9 @@ of a running `log-worker --log-format json`."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from tests.test_worker_cli import (
     wait_for_workers,
     worker_config,
 )
-from worker.logs import TEXT_FORMAT, JsonFormatter
+from worker.logs import TEXT_FORMAT, JsonFormatter, configure_logging
 
 
 def record(message: str, *args: object, **extra: object) -> logging.LogRecord:
@@ -68,6 +70,50 @@ def test_json_line_carries_a_traceback_in_one_line() -> None:
     parsed = orjson.loads(line)
     assert parsed["exception"].startswith("Traceback")
     assert "ValueError: boom" in parsed["exception"]
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def log_with_traceback(logger: str, message: str, *args: object) -> None:
+    try:
+        raise IndexError("list index out of range")
+    except IndexError:
+        logging.getLogger(logger).exception(message, *args)
+
+
+def test_gear_tracebacks_become_one_warning_line(
+    root_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("text")
+    # What gear logs when a gearmand restarted before a job's answer (JOB_NOT_FOUND).
+    log_with_traceback("gear.Worker.host-1", "Exception while handling error packet:")
+    log_with_traceback("gear.Connection.host-1", "Exception while connecting to %s", "g1:4730")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].endswith(
+        f"WARNING [{os.getpid()}] Exception while handling error packet: "
+        "IndexError: list index out of range"
+    ), lines[0]
+    assert lines[1].endswith(
+        "Exception while connecting to g1:4730 IndexError: list index out of range"
+    ), lines[1]
+
+
+def test_our_own_tracebacks_are_kept(
+    root_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("text")
+    log_with_traceback("worker.gearman_worker", "job crashed")
+    err = capsys.readouterr().err
+    assert "ERROR" in err and "Traceback (most recent call last)" in err
+    assert "IndexError: list index out of range" in err
 
 
 def test_text_lines_name_the_process() -> None:

@@ -23,8 +23,12 @@ MAX_ERRORS = 20
 _FILE_FIELDS = ("filename", "log_url")
 
 
+# How the outcomes and summaries write a time: UTC, microseconds, so times compare as text.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime(TIME_FORMAT)
 
 
 def file_outcome(job: Job, summary: JobSummary | None, error: str | None) -> dict[str, Any]:
@@ -80,10 +84,13 @@ def build_summary(job: Job, outcomes: Sequence[dict[str, Any]]) -> dict[str, Any
             one_line(f"{outcome['filename']}: {mask_url(str(reason))}") for reason in reasons
         )
     finished = max(outcome["finished"] for outcome in outcomes)
+    # The build's own end when the job says it (a backfilled build of last month is
+    # last month's in a trend), else when its last file was indexed.
+    end = job.end_time
     return {
         **fields,
         "type": "build",
-        "@timestamp": finished,
+        "@timestamp": iso(end.timestamp()) if end else finished,
         "started": min(outcome["started"] for outcome in outcomes),
         "finished": finished,
         "rules_digest": job.build.rules_digest if job.build else "",

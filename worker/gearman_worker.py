@@ -176,6 +176,8 @@ class LogWorker:
         """No new job; the fetch in hand ends now, and its job is handed back."""
         self._stopping.set()
         self._interrupt.interrupt("the worker is stopping; the job goes back to Gearman")
+        # A job waiting for its engine gives up too (EngineOutage): handed back, below.
+        self.sink.stop_waiting()
         self.gearman.stopWaitingForJobs()
 
     def close(self) -> None:

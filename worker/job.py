@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from dateutil.parser import isoparse
 
 from worker.errors import JobError, one_line
 
@@ -101,6 +103,19 @@ class Job:
     # Bytes as listed (zuul-manifest.json, a local tree): checks a body sent without
     # Content-Length, which a hang-up would otherwise cut short unnoticed.
     size: int | None = None
+
+    @property
+    def end_time(self) -> datetime | None:
+        """The build's end, when the job's `build_end_time` field says it (UTC unless
+        the value has an offset); None when absent or not a time."""
+        end = self.fields.get("build_end_time")
+        if not isinstance(end, str) or not end:
+            return None
+        try:
+            parsed = isoparse(end)
+        except (ValueError, OverflowError):
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
     def to_payload(self) -> bytes:
         payload: dict[str, Any] = {

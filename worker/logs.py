@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from worker.errors import one_line
+
 LOG_FORMATS = ("text", "json")
 # The pid tells the processes of a `--processes N` pool apart: under systemd they share
 # one journal stream, which records only the supervisor's pid.
@@ -67,6 +69,25 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(gear_in_one_line)
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # gear logs every packet at INFO; only its warnings interest an operator.
     logging.getLogger("gear").setLevel(logging.WARNING)
+
+
+def gear_in_one_line(record: logging.LogRecord) -> bool:
+    """gear logs a traceback when a Gearman server goes away under it (killed while a
+    connection was set up, or restarted before a job's answer: JOB_NOT_FOUND). The worker
+    reconnects and the server hands the job out again, so nothing is lost: an operator
+    gets one warning line naming the exception, not a traceback that reads like a crash.
+
+    On the handler, not on the "gear" logger: a logger's filters do not see the records
+    of its children (gear.Connection.x, gear.Worker.x)."""
+    if record.name.startswith("gear.") and record.exc_info and record.exc_info[1] is not None:
+        error = record.exc_info[1]
+        record.msg = f"{record.getMessage()} {type(error).__name__}: {one_line(str(error))}"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True

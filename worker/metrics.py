@@ -31,7 +31,7 @@ from worker.documents import Document, FileRun
 from worker.errors import FetchError, JobError, SinkError
 from worker.health import Health, SinkProbe, assess
 from worker.job import Job, JobSummary
-from worker.sinks.base import Replaced, SearchResult, Sink, WriteResult
+from worker.sinks.base import COUNTS_SIZE, Replaced, SearchResult, Sink, WriteResult
 
 PREFIX = "log_indexer_"
 GEARMAN_CONNECTIONS = PREFIX + "gearman_connections"
@@ -175,11 +175,20 @@ class InstrumentedSink:
     def refresh(self) -> None:
         self.sink.refresh()
 
-    def search(self, query: str, size: int = 10) -> SearchResult:
-        return self.sink.search(query, size)
+    def stop_waiting(self) -> None:
+        self.sink.stop_waiting()
+
+    def search(self, query: str, size: int = 10, *, oldest_first: bool = False) -> SearchResult:
+        return self.sink.search(query, size, oldest_first=oldest_first)
 
     def count(self, query: str = "*") -> int:
         return self.sink.count(query)
+
+    def counts(self, query: str, field: str, size: int = COUNTS_SIZE) -> dict[str, int]:
+        return self.sink.counts(query, field, size)
+
+    def builds(self, since: str, until: str) -> list[dict[str, Any]]:
+        return self.sink.builds(since, until)
 
     def delete_file(self, build_uuid: str, filename: str) -> int:
         return self.sink.delete_file(build_uuid, filename)
@@ -201,6 +210,9 @@ class InstrumentedSink:
 
     def get_build(self, build_uuid: str) -> dict[str, Any] | None:
         return self.sink.get_build(build_uuid)
+
+    def file_outcomes(self, build_uuid: str) -> list[dict[str, Any]]:
+        return self.sink.file_outcomes(build_uuid)
 
     def close(self) -> None:
         self.sink.close()

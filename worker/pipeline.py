@@ -12,8 +12,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from dateutil.parser import isoparse
-
 from worker.config import WorkerConfig
 from worker.decode import DecodeStats, decode_lines
 from worker.documents import Document, FileRun, build_documents, file_run
@@ -249,15 +247,7 @@ def reference_time(job: Job, last_modified: datetime | None) -> datetime:
     """The time year-less lines are placed in, and lines with no timestamp at all fall
     back to: the build's end when the job says it, else the file's modification time.
     Never ingest time when anything better is known, or old builds land in today's index."""
-    end = job.fields.get("build_end_time")
-    if isinstance(end, str) and end:
-        try:
-            parsed = isoparse(end)
-        except ValueError:
-            parsed = None
-        if parsed is not None:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return last_modified or datetime.now(UTC)
+    return job.end_time or last_modified or datetime.now(UTC)
 
 
 def iso_utc(moment: datetime) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -110,15 +111,23 @@ def submit_in_background(gearmand: Gearmand, jobs: list[Job]) -> tuple[threading
 
 
 def request(engine: PrivateEngine, path: str, body: dict[str, Any] | None = None) -> Any:
-    """POST `body` (or nothing) to the engine; its JSON answer."""
+    """POST `body` (or nothing) to the engine; its JSON answer. An engine just started
+    answers 503 until its indices' shards are back: asked again then."""
     call = urllib.request.Request(
         f"{engine.url}{path}",
         data=json.dumps(body).encode() if body is not None else b"",
         method="POST",
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(call, timeout=60) as answer:
-        return json.loads(answer.read())
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            with urllib.request.urlopen(call, timeout=60) as answer:
+                return json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
 
 
 def stored(engine: PrivateEngine, build: Build, filename: str) -> tuple[int, int]:
@@ -282,3 +291,27 @@ def test_engine_down_past_the_budget_holds_the_job_until_it_returns(
             f"engine down {back - load.stopped:.1f} s, job done {done - back:.1f} s after it "
             f"was back; worker VmHWM {rss} KiB"
         )
+
+
+def test_worker_stopped_while_waiting_for_the_engine_hands_the_job_back(
+    tmp_path: Path, gearmand: Gearmand, logs: LogServer, engine: PrivateEngine, build: Build
+) -> None:
+    # The default budget: without the stop ending the wait, SIGTERM would take up to
+    # sink.outage_seconds (600 s), far longer than the stop is given below.
+    with stopped_mid_load(tmp_path, gearmand, logs, engine, build) as load:
+        load.worker.wait_for(lambda r: "retrying for up to 600 s" in r["message"], timeout=WAIT)
+        assert load.worker.stop(timeout=60) == 0, load.worker.text()
+        said = messages(load.worker)
+        assert len([m for m in said if "handed back" in m]) == 1, said
+        assert "Traceback" not in load.worker.text()
+        # Back in the queue, unanswered, for the next worker.
+        assert queue_status(gearmand.port)[FUNCTION_NAME] == (1, 0, 0)
+        assert load.answers == []
+        engine.start()
+        config = config_for(engine, gearmand, logs, build)
+        with start_worker(
+            tmp_path, config, "--processes", "1", "--allow", logs.base_url + "/"
+        ) as successor:
+            load.answered()
+            assert successor.stop() == 0
+        assert_indexed_once(engine, build, load.answers, {"big.log": LINES})

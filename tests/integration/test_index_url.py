@@ -153,15 +153,16 @@ def test_index_of_a_missing_directory_is_a_one_line_error(
     assert not (tmp_path / "logs.db").exists()
 
 
-def test_wildcard_search_on_sqlite_is_a_one_line_error(
+def test_unsupported_search_on_sqlite_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["search", "message:foo*", "--sink", f"sqlite:{tmp_path / 'logs.db'}"])
+    query = "message:/a&b/"
+    code = main(["search", query, "--sink", f"sqlite:{tmp_path / 'logs.db'}"])
     captured = capsys.readouterr()
     assert code == 2
     assert captured.out == ""
     assert captured.err.count("\n") == 1
-    assert "wildcard" in captured.err and "foo*" in captured.err
+    assert "regular expression operator intersection" in captured.err and "/a&b/" in captured.err
 
 
 # --- a log server that drips, or hangs up where nothing tells the body was cut -------------

@@ -353,3 +353,29 @@ def test_overload_slows_writers_down_and_loses_nothing(node: PrivateEngine) -> N
         }
     # The last file recorded saw every outcome of the build.
     assert max(len(recorded) for recorded in outcomes.values()) == writers
+
+
+@pytest.mark.timeout(60)
+def test_stop_waiting_ends_a_wait_for_the_engine_at_once() -> None:
+    # A 600 s budget and waits of up to 30 s: only stop_waiting() ends this in time.
+    # The engine has answered before: even the interactive policy would wait.
+    policy = RetryPolicy(ENGINE, 600.0, 30.0, 30.0, OutageLog(ENGINE, ever_answered=True))
+    attempts: list[int] = []
+
+    def attempt() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            # Stopped once the policy waits: from another thread, as the worker's stop is.
+            threading.Timer(0.2, policy.stop_waiting).start()
+        raise Retry("connection refused", answered=False)
+
+    with pytest.raises(EngineOutage) as raised:
+        policy.run(attempt)
+    assert str(raised.value) == (
+        f"{ENGINE} unreachable: connection refused; no longer waited for: the worker is stopping"
+    )
+    assert len(attempts) == 1
+    # And from then on, every request of the sink gives up after its first failure.
+    with pytest.raises(EngineOutage, match="no longer waited for: the worker is stopping"):
+        policy.interactive(10.0).run(attempt)
+    assert len(attempts) == 2

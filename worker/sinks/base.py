@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from worker.builds import TIME_FORMAT
 from worker.documents import Document, FileRun
-from worker.errors import SinkError, one_line
+from worker.errors import QueryError, SinkError, one_line
+from worker.sinks.retry import wait_ceiling
 
 MAX_REPORTED_ERRORS = 10
+# Values `Searcher.counts` returns unless told otherwise.
+COUNTS_SIZE = 10
+# wait_for_build's pauses between reads of the summary: doubling from the first, at most
+# the last, so a summary written meanwhile is seen within a second or two.
+BUILD_WAIT_FIRST = 0.05
+BUILD_WAIT_MAX = 2.0
 
 
 @dataclass(slots=True)
@@ -100,6 +110,10 @@ class DocumentWriter(Protocol):
         runs, so that no partial file stays searchable; returns how many."""
         ...
 
+    def stop_waiting(self) -> None:
+        """Requests waiting for the store to answer again, now and from now on, give up
+        with EngineOutage (the worker stopping: its job goes back to Gearman)."""
+
     def close(self) -> None: ...
 
 
@@ -118,17 +132,35 @@ class BuildRecorder(Protocol):
         """The build-summary document, or None while the build is not fully indexed."""
         ...
 
+    def file_outcomes(self, build_uuid: str) -> list[dict[str, Any]]:
+        """Every file outcome recorded for the build so far (see record_file)."""
+        ...
+
     def close(self) -> None: ...
 
 
 class Searcher(Protocol):
     """The query side of a sink."""
 
-    def search(self, query: str, size: int = 10) -> SearchResult:
-        """Run a Lucene query_string query (on SQLite: the subset er-queries use)."""
+    def search(self, query: str, size: int = 10, *, oldest_first: bool = False) -> SearchResult:
+        """Run a Lucene query_string query (on SQLite: the subset er-queries use); hits
+        newest first, or with `oldest_first` in the order the lines were logged."""
         ...
 
     def count(self, query: str = "*") -> int: ...
+
+    def counts(self, query: str, field: str, size: int = COUNTS_SIZE) -> dict[str, int]:
+        """The documents `query` matches, counted per exact value of `field` (as text: a
+        number's digits, a boolean's true/false; each value of a list such as tags
+        counts; a document without the field counts nowhere). The same on every sink:
+        the `size` most frequent values, most frequent first, ties in value order."""
+        ...
+
+    def builds(self, since: str, until: str) -> list[dict[str, Any]]:
+        """Every build-summary document (see BuildRecorder.put_build) whose @timestamp
+        is in [since, until) (ISO 8601 times; without an offset, UTC), oldest first,
+        ties in build_uuid order; all of them, however many."""
+        ...
 
     def close(self) -> None: ...
 
@@ -136,3 +168,43 @@ class Searcher(Protocol):
 class Sink(DocumentWriter, BuildRecorder, Searcher, Protocol):
     """One store in its three roles (what each sink module implements: sqlite,
     elasticsearch, opensearch); code that needs one role takes that role's type."""
+
+
+def check_counts_size(size: int) -> None:
+    if size < 1:
+        raise QueryError(f"counts: size must be at least 1, got {size}")
+
+
+def summary_window(since: str, until: str) -> tuple[str, str]:
+    """[since, until) as the summaries write their times (worker.builds.iso), so that
+    the times compare as text too; a time that is not ISO 8601 is a QueryError."""
+
+    def read(name: str, text: str) -> str:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise QueryError(f"{name} {text!r} is not an ISO 8601 time") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+    return read("since", since), read("until", until)
+
+
+def wait_for_build(
+    recorder: BuildRecorder,
+    build_uuid: str,
+    seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any] | None:
+    """The build's summary, read again after doubling pauses until it is there or
+    `seconds` have passed (0: read once); None if it never came."""
+    deadline = time.monotonic() + max(seconds, 0.0)
+    reads = 0
+    while True:
+        summary = recorder.get_build(build_uuid)
+        left = deadline - time.monotonic()
+        if summary is not None or left <= 0:
+            return summary
+        reads += 1
+        sleep(min(wait_ceiling(reads, BUILD_WAIT_FIRST, BUILD_WAIT_MAX), left))

@@ -26,9 +26,18 @@ from worker.documents import (
     document_id,
 )
 from worker.errors import QueryError, SinkError, one_line
+from worker.fields import catalogue
 from worker.redact import mask_url
 from worker.resources import resource_path
-from worker.sinks.base import Replaced, SearchResult, WriteResult, check_complete
+from worker.sinks.base import (
+    COUNTS_SIZE,
+    Replaced,
+    SearchResult,
+    WriteResult,
+    check_complete,
+    check_counts_size,
+    summary_window,
+)
 from worker.sinks.bulk import Chunk, chunk_documents, read_items
 from worker.sinks.engine_errors import describe
 from worker.sinks.pressure import InFlight
@@ -52,6 +61,11 @@ DELETE_PAGE = 1000
 # A `_bulk` answer cut to what `bulk.read_items` reads: about 25 bytes an item instead
 # of 200, which the engine does not write and the worker does not parse.
 BULK_PARAMS = {"filter_path": "errors,items.*.status,items.*.error"}
+# Values each index (one shard) proposes to a `counts` aggregation: the counts are exact
+# while no daily index holds more distinct values of the field than this.
+COUNTS_SHARD_SIZE = 10_000
+# Build summaries read per request by `builds`.
+BUILDS_PAGE = 1000
 
 
 def template_name(prefix: str) -> str:
@@ -250,34 +264,69 @@ class EngineSink:
 
     def count(self, query: str = "*") -> int:
         body = {"query": self._query(query)}
-        response = self._checked(
-            "POST",
-            f"/{self.pattern}/_count",
-            orjson.dumps(body),
-            params=PATTERN_PARAMS,
-            policy=self.interactive,
-        )
+        response = self._read(f"/{self.pattern}/_count", body)
         return int(response["count"])
 
-    def search(self, query: str, size: int = 10) -> SearchResult:
+    def search(self, query: str, size: int = 10, *, oldest_first: bool = False) -> SearchResult:
         body = {
             "query": self._query(query),
             "size": size,
-            "sort": [{"@timestamp": {"order": "desc"}}, {"line_number": {"order": "asc"}}],
+            "sort": [
+                {"@timestamp": {"order": "asc" if oldest_first else "desc"}},
+                {"line_number": {"order": "asc"}},
+            ],
             "track_total_hits": True,
         }
-        response = self._checked(
-            "POST",
-            f"/{self.pattern}/_search",
-            orjson.dumps(body),
-            params=PATTERN_PARAMS,
-            policy=self.interactive,
-        )
+        response = self._read(f"/{self.pattern}/_search", body)
         hits = [
             {**hit["_source"], "_id": hit["_id"], "_index": hit["_index"]}
             for hit in response["hits"]["hits"]
         ]
         return SearchResult(total=int(response["hits"]["total"]["value"]), hits=hits)
+
+    def counts(self, query: str, field: str, size: int = COUNTS_SIZE) -> dict[str, int]:
+        check_counts_size(size)
+        terms = {
+            "field": catalogue().exact_name(field),
+            "size": size,
+            "shard_size": max(size, COUNTS_SHARD_SIZE),
+            "order": [{"_count": "desc"}, {"_key": "asc"}],
+        }
+        body = {"query": self._query(query), "size": 0, "aggs": {"values": {"terms": terms}}}
+        response = self._read(f"/{self.pattern}/_search", body)
+        # No index yet: no aggregation in the answer.
+        buckets = response.get("aggregations", {}).get("values", {}).get("buckets", [])
+        return {
+            str(bucket.get("key_as_string", bucket["key"])): int(bucket["doc_count"])
+            for bucket in buckets
+        }
+
+    def builds(self, since: str, until: str) -> list[dict[str, Any]]:
+        start, end = summary_window(since, until)
+        query = {
+            "bool": {
+                "filter": [
+                    {"term": {"type": "build"}},
+                    {"range": {"@timestamp": {"gte": start, "lt": end}}},
+                ]
+            }
+        }
+        summaries: list[dict[str, Any]] = []
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {
+                "query": query,
+                "size": BUILDS_PAGE,
+                "sort": [{"@timestamp": "asc"}, {"build_uuid": "asc"}],
+            }
+            if after is not None:
+                body["search_after"] = after
+            response = self._read(f"/{self.config.build_index}/_search", body)
+            hits = response["hits"]["hits"]
+            summaries.extend(hit["_source"] for hit in hits)
+            if len(hits) < BUILDS_PAGE:
+                return summaries
+            after = hits[-1]["sort"]
 
     def delete_file(self, build_uuid: str, filename: str) -> int:
         """Remove a file's documents."""
@@ -436,11 +485,22 @@ class EngineSink:
         self._checked(
             "PUT", f"/{index}/_doc/{doc_id}", orjson.dumps(outcome), params={"refresh": "true"}
         )
+        return self._outcomes(build_uuid)
+
+    def file_outcomes(self, build_uuid: str) -> list[dict[str, Any]]:
+        return self._outcomes(build_uuid, policy=self.interactive)
+
+    def _outcomes(self, build_uuid: str, policy: RetryPolicy | None = None) -> list[dict[str, Any]]:
         query = {
             "bool": {"filter": [{"term": {"type": "file"}}, {"term": {"build_uuid": build_uuid}}]}
         }
+        body = {"query": query, "size": 10000, "sort": [{"filename": "asc"}]}
         response = self._checked(
-            "POST", f"/{index}/_search", orjson.dumps({"query": query, "size": 10000})
+            "POST",
+            f"/{self.config.build_index}/_search",
+            orjson.dumps(body),
+            params=PATTERN_PARAMS,
+            policy=policy,
         )
         return [hit["_source"] for hit in response["hits"]["hits"]]
 
@@ -466,6 +526,9 @@ class EngineSink:
         source: dict[str, Any] = read.body["_source"]
         return source
 
+    def stop_waiting(self) -> None:
+        self.retry.stop_waiting()  # the interactive policy shares its event
+
     def close(self) -> None:
         pass
 
@@ -476,6 +539,12 @@ class EngineSink:
             return {"match_all": {}}
         check_query_depth(query)  # deeper ones may crash the engine (OpenSearch 3.6 does)
         return {"query_string": {"query": query, "default_field": "message"}}
+
+    def _read(self, path: str, body: dict[str, Any]) -> Any:
+        """A search or count someone waits for; no index there yet is no hits."""
+        return self._checked(
+            "POST", path, orjson.dumps(body), params=PATTERN_PARAMS, policy=self.interactive
+        )
 
     def _request(
         self,

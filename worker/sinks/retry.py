@@ -158,9 +158,18 @@ class RetryPolicy:
     cap: float
     outages: OutageLog
     clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], None] = time.sleep
+    # None: wait on `stopping`, so that stop_waiting() ends a wait at once.
+    sleep: Callable[[float], None] | None = None
     draw: Callable[[], float] = random.random
     wait_unanswered: bool = True
+    # Shared with the policies made from this one (interactive()): set, every request
+    # of the sink gives up at once instead of waiting out the budget.
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def stop_waiting(self) -> None:
+        """Requests waiting for the engine, and those that would, raise EngineOutage now:
+        a worker asked to stop must not wait up to sink.outage_seconds for its engine."""
+        self.stopping.set()
 
     def interactive(self, budget: float) -> RetryPolicy:
         return replace(self, budget=budget, wait_unanswered=False)
@@ -192,4 +201,13 @@ class RetryPolicy:
                     f"{self.engine} {state}: {retry.cause}; "
                     f"gave up after {self.budget:g} s of retries"
                 )
-            self.sleep(next_wait(failures, self.base, self.cap, left, self.draw()))
+            wait = next_wait(failures, self.base, self.cap, left, self.draw())
+            if self.sleep is not None:
+                self.sleep(wait)
+            else:
+                self.stopping.wait(wait)
+            if self.stopping.is_set():
+                raise EngineOutage(
+                    f"{self.engine} {state}: {retry.cause}; no longer waited for: "
+                    "the worker is stopping"
+                )

@@ -16,14 +16,39 @@ from typing import Any
 
 import orjson
 
+from worker.analysis import FTS_TOKENIZER, index_text
 from worker.config import SinkConfig, parse_sink_url
 from worker.documents import Document, FileRun
 from worker.errors import ConfigError, QueryError, SinkError
-from worker.sinks.base import Replaced, SearchResult, WriteResult, check_complete
+from worker.sinks.base import (
+    COUNTS_SIZE,
+    Replaced,
+    SearchResult,
+    WriteResult,
+    check_complete,
+    check_counts_size,
+    summary_window,
+)
 from worker.sinks.query_depth import MAX_QUERY_DEPTH
-from worker.sinks.sqlite_query import INTEGER_COLUMNS, KEYWORD_COLUMNS, translate
+from worker.sinks.sqlite_query import (
+    INSTANCES,
+    INTEGER_COLUMNS,
+    KEYWORD_COLUMNS,
+    SQL_FUNCTIONS,
+    VOCABULARY,
+    field_values,
+    translate,
+)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+# Version 5 indexes index_text(message) instead of the message: an older database's
+# FTS table and its triggers are made again, from the stored messages.
+_FTS_OBJECTS = (
+    "TRIGGER IF EXISTS documents_fts_insert",
+    "TRIGGER IF EXISTS documents_fts_delete",
+    "TRIGGER IF EXISTS documents_fts_update",
+    "TABLE IF EXISTS documents_fts",
+)
 # Columns added since the first schema, with their type: prepare() adds them to a
 # database made by an older worker, a keyword column (TEXT) filled from the documents'
 # stored source, so a query on the field finds what the older worker wrote too. Adding
@@ -62,24 +87,28 @@ _SCHEMA: tuple[str, ...] = (
     ")",
     "CREATE INDEX IF NOT EXISTS documents_build_file ON documents (build_uuid, filename)",
     "CREATE INDEX IF NOT EXISTS documents_timestamp ON documents (timestamp)",
-    # Elasticsearch's standard analyzer keeps accents and joins words on "_";
-    # unicode61 does the same with these options.
-    "CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(message, content='documents',"
-    " content_rowid='seq', tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\")",
+    # The FTS index holds index_text(message), Elasticsearch's standard analyzer's tokens
+    # (a function each connection registers), under a tokenizer that keeps them whole;
+    # contentless, since that text is not a column of `documents`.
+    "CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(message, content='',"
+    f' tokenize="{FTS_TOKENIZER}")',
+    # Its vocabulary, for wildcard and fuzzy terms (worker/sinks/sqlite_query.py).
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {VOCABULARY} USING fts5vocab(documents_fts, row)",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {INSTANCES} USING fts5vocab(documents_fts, instance)",
     "CREATE TRIGGER IF NOT EXISTS documents_fts_insert AFTER INSERT ON documents BEGIN\n"
-    "  INSERT INTO documents_fts (rowid, message) VALUES (new.seq, new.message);\n"
+    "  INSERT INTO documents_fts (rowid, message) VALUES (new.seq, index_text(new.message));\n"
     "END",
     # Fires for plain DELETEs and, with recursive_triggers on, for INSERT OR REPLACE.
     "CREATE TRIGGER IF NOT EXISTS documents_fts_delete AFTER DELETE ON documents BEGIN\n"
     "  INSERT INTO documents_fts (documents_fts, rowid, message)"
-    " VALUES ('delete', old.seq, old.message);\n"
+    " VALUES ('delete', old.seq, index_text(old.message));\n"
     "END",
     # A re-run job rewrites identical messages; skipping those keeps re-runs cheap.
     "CREATE TRIGGER IF NOT EXISTS documents_fts_update AFTER UPDATE OF seq, message ON documents"
     " WHEN old.seq IS NOT new.seq OR old.message IS NOT new.message BEGIN\n"
     "  INSERT INTO documents_fts (documents_fts, rowid, message)"
-    " VALUES ('delete', old.seq, old.message);\n"
-    "  INSERT INTO documents_fts (rowid, message) VALUES (new.seq, new.message);\n"
+    " VALUES ('delete', old.seq, index_text(old.message));\n"
+    "  INSERT INTO documents_fts (rowid, message) VALUES (new.seq, index_text(new.message));\n"
     "END",
     # Build tracking (worker/builds.py): one outcome per file, one summary per build.
     "CREATE TABLE IF NOT EXISTS build_files (\n"
@@ -103,6 +132,9 @@ _UPSERT = (
 # The documents of one file: their ids start with its key and "-" ("." follows "-"),
 # so the unique index on id finds them.
 _OF_FILE = "id >= ? AND id < ?"
+
+# A build summary's @timestamp (written by worker.builds.iso, so it compares as text).
+_SUMMARY_TIME = "json_extract(summary, '$.\"@timestamp\"')"
 
 # Errors that concern one row's data; anything else (locks, I/O, a full disk) is the
 # database's problem and fails the whole write.
@@ -136,6 +168,10 @@ def _fill_keyword(name: str) -> str:
         " WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END"
         f" WHERE json_type(source, {path}) IS NOT NULL"
     )
+
+
+def _fts_text(message: str | None) -> str | None:
+    return None if message is None else index_text(message)
 
 
 def _integer(value: Any) -> int | None:
@@ -172,6 +208,13 @@ def _row(document: Document) -> tuple[Any, ...]:
         encoded_tags,
         encoded,
     )
+
+
+def _outcomes(connection: sqlite3.Connection, build_uuid: str) -> list[dict[str, Any]]:
+    rows = connection.execute(
+        "SELECT outcome FROM build_files WHERE build_uuid = ? ORDER BY filename", (build_uuid,)
+    ).fetchall()
+    return [orjson.loads(row[0]) for row in rows]
 
 
 class SqliteSink:
@@ -223,6 +266,9 @@ class SqliteSink:
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA recursive_triggers = ON")
             connection.execute("PRAGMA temp_store = MEMORY")
+            connection.create_function("index_text", 1, _fts_text, deterministic=True)
+            for name, (arguments, function) in SQL_FUNCTIONS.items():
+                connection.create_function(name, arguments, function, deterministic=True)
         except sqlite3.Error as exc:
             connection.close()
             raise SinkError(f"{self.path}: cannot set up SQLite database: {exc}") from None
@@ -282,8 +328,16 @@ class SqliteSink:
                         f"{self.path}: schema version {version} is newer than this worker's "
                         f"({SCHEMA_VERSION})"
                     )
+                if 0 < version < 5:
+                    for kind_and_name in _FTS_OBJECTS:
+                        connection.execute(f"DROP {kind_and_name}")
                 for statement in _SCHEMA:
                     connection.execute(statement)
+                if 0 < version < 5:
+                    connection.execute(
+                        "INSERT INTO documents_fts (rowid, message)"
+                        " SELECT seq, index_text(message) FROM documents"
+                    )
                 present = {row[1] for row in connection.execute("PRAGMA table_info(documents)")}
                 for name, kind in _ADDED_COLUMNS:
                     if name not in present:
@@ -364,16 +418,17 @@ class SqliteSink:
             ).fetchone()
         return int(row[0])
 
-    def search(self, query: str, size: int = 10) -> SearchResult:
+    def search(self, query: str, size: int = 10, *, oldest_first: bool = False) -> SearchResult:
         condition = translate(query)
         size = max(size, 0)
+        order = "ASC" if oldest_first else "DESC"
         with self._reading() as connection:
             total = connection.execute(
                 f"SELECT count(*) FROM documents WHERE {condition.sql}", condition.params
             ).fetchone()[0]
             rows = connection.execute(
                 f"SELECT id, idx, source FROM documents WHERE {condition.sql}"
-                " ORDER BY timestamp DESC, seq DESC LIMIT ?",
+                f" ORDER BY timestamp {order}, seq {order} LIMIT ?",
                 (*condition.params, size),
             ).fetchall()
         hits: list[dict[str, Any]] = []
@@ -383,6 +438,33 @@ class SqliteSink:
             hit["_index"] = index
             hits.append(hit)
         return SearchResult(total=int(total), hits=hits)
+
+    def counts(self, query: str, field: str, size: int = COUNTS_SIZE) -> dict[str, int]:
+        check_counts_size(size)
+        condition = translate(query)
+        values = field_values(field)
+        counted = "DISTINCT documents.seq" if values.repeats else "*"
+        with self._reading() as connection:
+            rows = connection.execute(
+                f"SELECT {values.value} AS exact_value, count({counted}) AS hits"
+                f" FROM documents{values.joins}"
+                f" WHERE ({condition.sql}) AND {values.value} IS NOT NULL"
+                " GROUP BY exact_value ORDER BY hits DESC, exact_value LIMIT ?",
+                (*values.params, *condition.params, size),
+            ).fetchall()
+        return {str(value): int(hits) for value, hits in rows}
+
+    def builds(self, since: str, until: str) -> list[dict[str, Any]]:
+        if not self._prepared:
+            self.prepare()
+        start, end = summary_window(since, until)
+        with self._reading() as connection:
+            rows = connection.execute(
+                f"SELECT summary FROM builds WHERE {_SUMMARY_TIME} >= ? AND {_SUMMARY_TIME} < ?"
+                f" ORDER BY {_SUMMARY_TIME}, build_uuid",
+                (start, end),
+            ).fetchall()
+        return [orjson.loads(row[0]) for row in rows]
 
     def record_file(self, outcome: dict[str, Any]) -> list[dict[str, Any]]:
         if not self._prepared:
@@ -394,12 +476,15 @@ class SqliteSink:
                     "INSERT OR REPLACE INTO build_files VALUES (?, ?, ?)",
                     (build_uuid, str(outcome["filename"]), orjson.dumps(outcome).decode()),
                 )
-                rows = connection.execute(
-                    "SELECT outcome FROM build_files WHERE build_uuid = ?", (build_uuid,)
-                ).fetchall()
+                return _outcomes(connection, build_uuid)
         except sqlite3.Error as exc:
             raise SinkError(f"{self.path}: recording a file outcome failed: {exc}") from None
-        return [orjson.loads(row[0]) for row in rows]
+
+    def file_outcomes(self, build_uuid: str) -> list[dict[str, Any]]:
+        if not self._prepared:
+            self.prepare()
+        with self._reading() as connection:
+            return _outcomes(connection, build_uuid)
 
     def put_build(self, summary: dict[str, Any]) -> None:
         try:
@@ -486,6 +571,11 @@ class SqliteSink:
             raise SinkError(
                 f"{self.path}: removing the documents of {run.filename} failed: {exc}"
             ) from None
+
+    def stop_waiting(self) -> None:
+        # Nothing waits for long here: a locked database is waited for at most
+        # sink.request_timeout (the connection's busy timeout).
+        pass
 
     def close(self) -> None:
         with self._connections_lock:

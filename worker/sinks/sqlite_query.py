@@ -1,54 +1,45 @@
-"""Lucene query_string syntax to an SQLite WHERE clause, for the SQLite sink.
+"""The query model (worker.lucene) as an SQLite WHERE clause, for the SQLite sink.
 
-The subset is what failure-fingerprint queries use: field:value, quoted phrases, bare terms,
-AND / OR / NOT / + / -, parentheses, field:(...) groups, `*`, `field:*` and `_exists_:field`.
-
-Boolean semantics follow Lucene's classic query parser as Elasticsearch runs it, not
-textbook precedence: the default operator is OR, `AND` makes both neighbours required,
-SHOULD clauses stop mattering once a clause is required, and a group holding only negated
-clauses means "everything except" (Elasticsearch adds a match-all to such groups).
-
-`message` is full text, matched through the FTS5 index as a phrase. Every other field is a
-keyword: exact, case-sensitive equality (for `tags`: the document has that tag). Fields
-without a column are looked up in the stored JSON source.
+Queries run against table (or view) `documents` and the FTS5 index `documents_fts`
+(rowid = documents.seq, holding worker.analysis.index_text(message)), with its two
+vocabulary tables. `message` is matched through the FTS index; another analyzed field by
+`text_match`, which the sink registers on each connection as SQL function
+`lucene_text(spec, value)` and which holds the one evaluation of analyzed predicates on a
+value; exact, numeric and date conditions are plain SQL on the columns, or on the stored
+JSON source for fields without one.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
 
-from luqum.exceptions import ParseError
-from luqum.parser import lexer as _shared_lexer
-from luqum.parser import parser as _parser
-from luqum.tree import (
-    AndOperation,
-    BaseGroup,
-    Boost,
-    From,
-    Fuzzy,
-    Item,
-    Not,
-    OrOperation,
-    Phrase,
-    Plus,
-    Prohibit,
-    Proximity,
-    Range,
-    Regex,
-    SearchField,
-    To,
-    UnknownOperation,
-    Word,
-)
+import orjson
 
+from worker.analysis import fts_term, tokens
 from worker.errors import QueryError
-from worker.sinks.query_depth import check_query_depth
-
-DEFAULT_FIELD = "message"
+from worker.fields import Field, Kind
+from worker.lucene import (
+    FUZZY_MAX_EXPANSIONS,
+    Bool,
+    Exists,
+    FieldQuery,
+    Fuzzy,
+    MatchAll,
+    MatchNone,
+    Phrase,
+    Prefix,
+    Query,
+    Range,
+    Regexp,
+    Term,
+    Wildcard,
+    parse,
+)
 
 # Keyword fields stored in their own TEXT column (exact match, indexable).
 KEYWORD_COLUMNS: tuple[str, ...] = (
@@ -87,11 +78,10 @@ _COLUMN_OF: dict[str, str] = {
     **{name: name for name in KEYWORD_COLUMNS + INTEGER_COLUMNS},
     **RENAMED_COLUMNS,
 }
-
-_HINT = "(use an Elasticsearch or OpenSearch sink for full query_string syntax)"
-_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
-# Elasticsearch's analyzer drops punctuation-only text entirely; such a clause vanishes.
-_HAS_TOKEN = re.compile(r"\w")
+FTS_FIELD = "message"  # the field documents_fts indexes
+# fts5vocab tables over documents_fts (worker/sinks/sqlite.py creates them).
+VOCABULARY = "documents_fts_vocab"  # one row per term
+INSTANCES = "documents_fts_instance"  # one row per term and document
 
 Param = str | int | float | None
 
@@ -108,226 +98,301 @@ MATCH_ALL = SqlCondition("1")
 MATCH_NONE = SqlCondition("0")
 
 
-def fts_phrase(text: str) -> str:
-    """Quote `text` as one FTS5 phrase: FTS5 tokenizes inside quotes, so no other escaping."""
-    return '"' + text.replace('"', '""') + '"'
-
-
-# PLY keeps parse state in its lexer and parser objects; parsing is quick, so one lock
-# serialises it for the worker threads and searches that share this module.
-_parse_lock = threading.Lock()
-_lexer = _shared_lexer.clone()
-
-
-def parse_query(query: str) -> Item:
-    """Parse a Lucene query string with luqum; syntax errors become QueryError."""
-    if not query.strip():
-        raise QueryError("empty query (use * to match every document)")
-    check_query_depth(query)  # luqum parses deep queries, but translating them recurses
-    try:
-        with _parse_lock:
-            return _parser.parse(query, lexer=_lexer)
-    except ParseError as exc:
-        reason = str(exc).removeprefix("Syntax error in input : ").rstrip("!")
-        raise QueryError(f"query syntax error: {reason}") from None
+def fts_phrase(terms: Sequence[str]) -> str:
+    """Tokens as one FTS5 phrase: FTS5 tokenizes inside quotes, so no other escaping."""
+    return '"' + " ".join(fts_term(term) for term in terms).replace('"', '""') + '"'
 
 
 def translate(query: str) -> SqlCondition:
     """The WHERE condition selecting the documents `query` matches."""
-    condition = _Translator().compile(parse_query(query), None)
-    # A query whose every term was analyzed away matches nothing, as in Elasticsearch.
-    return MATCH_NONE if condition is None else condition
+    return compile_query(parse(query))
 
 
-class _Occur(Enum):
-    MUST = "must"
-    SHOULD = "should"
-    MUST_NOT = "must_not"
+def compile_query(query: Query) -> SqlCondition:
+    if isinstance(query, MatchAll):
+        return MATCH_ALL
+    if isinstance(query, MatchNone):
+        return MATCH_NONE
+    if isinstance(query, Bool):
+        return _boolean(query)
+    if isinstance(query, Exists):
+        return _exists(query.field)
+    return _on_field(query)
 
 
-class _Conj(Enum):
-    NONE = "none"
-    AND = "AND"
-    OR = "OR"
+def _on_field(query: FieldQuery) -> SqlCondition:
+    field = query.field
+    kind = field.mapping.kind
+    if field.path == FTS_FIELD and kind is Kind.TEXT and not field.dynamic:
+        return _fts(query)
+    if kind is Kind.TEXT:
+        spec = orjson.dumps(_text_spec(query)).decode()
+        return _on_strings(field, "lucene_text(?, {v})", (spec,))
+    if kind is Kind.KEYWORD:
+        return _keyword(query)
+    if kind is Kind.DATE:
+        return _date(query)
+    return _scalar(query)
 
 
-def _unsupported(what: str, node: Item) -> QueryError:
-    return QueryError(f"unsupported on SQLite: {what} {_quoted(node)}{_at(node)} {_HINT}")
+# -- boolean -----------------------------------------------------------------------------
 
 
-def _text(node: Item) -> str:
-    return str(node).strip()
-
-
-def _quoted(node: Item) -> str:
-    text = _text(node)
-    return f"'{text}'" if '"' in text else f'"{text}"'
-
-
-def _at(node: Item) -> str:
-    return f" at position {node.pos}" if node.pos is not None else ""
-
-
-def _unescape(text: str) -> str:
-    return _ESCAPED.sub(r"\1", text)
+def _boolean(query: Bool) -> SqlCondition:
+    if query.must:
+        positive = _and([compile_query(q) for q in query.must])
+    elif query.should:
+        positive = _or([compile_query(q) for q in query.should])
+    else:
+        positive = MATCH_ALL
+    if not query.must_not:
+        return positive
+    excluded = _or([compile_query(q) for q in query.must_not])
+    if excluded == MATCH_NONE:
+        return positive
+    return _and([positive, SqlCondition(f"NOT ({excluded.sql})", excluded.params)])
 
 
 def _and(conditions: Sequence[SqlCondition]) -> SqlCondition:
+    if MATCH_NONE in conditions:
+        return MATCH_NONE
     useful = [c for c in conditions if c != MATCH_ALL]
     if not useful:
         return MATCH_ALL
     if len(useful) == 1:
         return useful[0]
     return SqlCondition(
-        " AND ".join(f"({c.sql})" for c in useful),
-        tuple(p for c in useful for p in c.params),
+        " AND ".join(f"({c.sql})" for c in useful), tuple(p for c in useful for p in c.params)
     )
 
 
 def _or(conditions: Sequence[SqlCondition]) -> SqlCondition:
     if MATCH_ALL in conditions:
         return MATCH_ALL
-    if len(conditions) == 1:
-        return conditions[0]
+    useful = [c for c in conditions if c != MATCH_NONE]
+    if not useful:
+        return MATCH_NONE
+    if len(useful) == 1:
+        return useful[0]
     return SqlCondition(
-        " OR ".join(f"({c.sql})" for c in conditions),
-        tuple(p for c in conditions for p in c.params),
+        " OR ".join(f"({c.sql})" for c in useful), tuple(p for c in useful for p in c.params)
     )
 
 
-def _not(condition: SqlCondition) -> SqlCondition:
-    return SqlCondition(f"NOT ({condition.sql})", condition.params)
+# -- message: the FTS index --------------------------------------------------------------
+
+_IN_FTS = "documents.seq IN (SELECT rowid FROM documents_fts WHERE documents_fts MATCH ?)"
+_IN_INSTANCES = f"documents.seq IN (SELECT doc FROM {INSTANCES} WHERE {{}})"
 
 
-class _Translator:
-    def compile(self, node: Item, field: str | None) -> SqlCondition | None:
-        """None means the clause was analyzed away and its parent must ignore it."""
-        if isinstance(node, SearchField):
-            return self._search_field(node, field)
-        if isinstance(node, BaseGroup):
-            return self._boolean(node.expr, field)
-        if isinstance(node, AndOperation | OrOperation | UnknownOperation | Not | Prohibit | Plus):
-            return self._boolean(node, field)
-        if isinstance(node, Word):
-            return self._word(node, field)
-        if isinstance(node, Phrase):
-            return self._value(field or DEFAULT_FIELD, _unescape(node.value[1:-1]))
-        if isinstance(node, Regex):
-            raise _unsupported("regular expression", node)
-        if isinstance(node, Fuzzy):
-            raise _unsupported("fuzzy term", node)
-        if isinstance(node, Proximity):
-            raise _unsupported("proximity search", node)
-        if isinstance(node, Boost):
-            raise _unsupported("boost", node)
-        if isinstance(node, Range | From | To):
-            raise _unsupported("range", node)
-        raise _unsupported(type(node).__name__, node)
-
-    def _search_field(self, node: SearchField, outer: str | None) -> SqlCondition | None:
-        name = _unescape(node.name)
-        if isinstance(node.expr, SearchField):
-            # Lucene rejects `a:b:c`; it is nearly always an unescaped colon in a value.
-            raise QueryError(
-                f"query syntax error: field inside field {_quoted(node)}{_at(node.expr)} "
-                '(escape ":" in a value as "\\:" or quote the value)'
-            )
-        if "*" in name or "?" in name:
-            raise _unsupported("field name pattern", node)
-        if name == "_exists_":
-            if not isinstance(node.expr, Word | Phrase):
-                raise _unsupported("_exists_ of an expression", node)
-            target = _unescape(node.expr.value.strip('"'))
-            return _exists(target)
-        return self.compile(node.expr, name)
-
-    def _word(self, node: Word, field: str | None) -> SqlCondition | None:
-        if node.value == "*":
-            # Bare `*` is match-all; `field:*` asks whether the field has a value.
-            return MATCH_ALL if field is None else _exists(field)
-        if node.has_wildcard():
-            raise _unsupported("wildcard", node)
-        return self._value(field or DEFAULT_FIELD, node.unescaped_value)
-
-    def _value(self, field: str, value: str) -> SqlCondition | None:
-        if field == DEFAULT_FIELD:
-            if not _HAS_TOKEN.search(value):
-                return None
-            # Unquoted multi-token words also become a phrase: unicode61 splits dotted names
-            # (nova.compute.manager) that Elasticsearch keeps as one token, and a phrase of the
-            # pieces is the closest equivalent of that single token.
-            return SqlCondition(
-                "documents.seq IN (SELECT rowid FROM documents_fts WHERE documents_fts MATCH ?)",
-                (fts_phrase(value),),
-            )
-        if field == "tags":
-            return SqlCondition(
-                "EXISTS (SELECT 1 FROM json_each(documents.tags) WHERE value = ?)", (value,)
-            )
-        column = _COLUMN_OF.get(field)
-        if column is not None:
-            # IS rather than = so a missing value compares false, not NULL, under NOT.
-            return SqlCondition(f"documents.{column} IS ?", (value,))
-        number: float | None
-        try:
-            number = float(value)
-        except ValueError:
-            number = None
+def _fts(query: FieldQuery) -> SqlCondition:
+    if isinstance(query, Term):
+        return SqlCondition(_IN_FTS, (fts_phrase([str(query.value)]),))
+    if isinstance(query, Phrase):
+        if not query.slop:
+            return SqlCondition(_IN_FTS, (fts_phrase(query.terms),))
+        # FTS5's NEAR finds every sloppy match and some more (either order, the same
+        # distance); the tokens of those messages decide.
+        near = " ".join(fts_phrase([term]) for term in query.terms)
+        spec = orjson.dumps(_text_spec(query)).decode()
         return SqlCondition(
-            "EXISTS (SELECT 1 FROM json_each(documents.source, ?) WHERE "
-            "(type = 'text' AND value = ?) OR (type IN ('integer', 'real') AND value = ?) "
-            "OR type = ?)",
-            (_json_path(field), value, number, value if value in ("true", "false") else None),
+            f"{_IN_FTS} AND lucene_text(?, documents.message)",
+            (f"NEAR({near}, {query.slop})", spec),
         )
+    if isinstance(query, Regexp):
+        terms = f"SELECT term FROM {VOCABULARY} WHERE lucene_text(?, term)"
+        spec = orjson.dumps(["value_regexp", query.pattern]).decode()
+        return SqlCondition(_IN_INSTANCES.format(f"term IN ({terms})"), (spec,))
+    if isinstance(query, Range):
+        where, bounds = _bounds(query, "term")
+        return SqlCondition(_IN_INSTANCES.format(where), bounds)
+    if isinstance(query, Prefix):
+        if not query.prefix:
+            return _exists(query.field)
+        return SqlCondition(_IN_FTS, (fts_phrase([query.prefix]) + " *",))
+    if isinstance(query, Wildcard):
+        glob, literal = _glob(query.parts)
+        where = "term GLOB ?"
+        params: tuple[Param, ...] = (glob,)
+        if literal:
+            # The literal start bounds the terms to scan (fts5vocab seeks on them).
+            where += " AND term >= ? AND term < ?"
+            params += (literal, literal + "\U0010ffff")
+        terms = f"SELECT term FROM {VOCABULARY} WHERE {where}"
+        return SqlCondition(_IN_INSTANCES.format(f"term IN ({terms})"), params)
+    if isinstance(query, Fuzzy):
+        # The closest FUZZY_MAX_EXPANSIONS terms of the index, as Lucene's fuzzy query
+        # rewrites itself (best similarity first, then term order).
+        expansions = (
+            f"SELECT term FROM {VOCABULARY} WHERE length(term) BETWEEN ? AND ?"
+            " AND lucene_similarity(?, term, ?) IS NOT NULL"
+            " ORDER BY lucene_similarity(?, term, ?) DESC, term LIMIT ?"
+        )
+        size = len(query.term)
+        fuzzy = (query.term, query.max_edits)
+        return SqlCondition(
+            _IN_INSTANCES.format(f"term IN ({expansions})"),
+            (
+                size - query.max_edits,
+                size + query.max_edits,
+                *fuzzy,
+                *fuzzy,
+                FUZZY_MAX_EXPANSIONS,
+            ),
+        )
+    raise QueryError(f"unsupported on SQLite: {type(query).__name__} on {query}")
 
-    def _boolean(self, node: Item, field: str | None) -> SqlCondition | None:
-        clauses: list[tuple[_Occur, SqlCondition]] = []
-        for conj, clause in _flatten(node, _Conj.NONE):
-            if clauses and conj is _Conj.AND and clauses[-1][0] is not _Occur.MUST_NOT:
-                clauses[-1] = (_Occur.MUST, clauses[-1][1])
-            prohibited = isinstance(clause, Not | Prohibit)
-            required = isinstance(clause, Plus) or (conj is _Conj.AND and not prohibited)
-            inner = clause.a if isinstance(clause, Not | Prohibit | Plus) else clause
-            condition = self.compile(inner, field)
-            if condition is None:
-                continue
-            if prohibited:
-                occur = _Occur.MUST_NOT
-            elif required:
-                occur = _Occur.MUST
-            else:
-                occur = _Occur.SHOULD
-            clauses.append((occur, condition))
-        if not clauses:
-            return None
-        musts = [c for o, c in clauses if o is _Occur.MUST]
-        shoulds = [c for o, c in clauses if o is _Occur.SHOULD]
-        must_nots = [c for o, c in clauses if o is _Occur.MUST_NOT]
-        if musts:
-            positive = _and(musts)  # optional clauses only affect scoring then
-        elif shoulds:
-            positive = _or(shoulds)
-        else:
-            positive = MATCH_ALL
-        if must_nots:
-            return _and([positive, _not(_or(must_nots))])
-        return positive
 
-
-def _flatten(node: Item, first: _Conj) -> Iterator[tuple[_Conj, Item]]:
-    """The clauses of one parenthesis level in query order, each with the operator before it.
-
-    luqum nests AND under OR by precedence; Lucene reads a level as a flat clause list, so the
-    in-order walk restores what Lucene sees.
-    """
-    conj = {AndOperation: _Conj.AND, OrOperation: _Conj.OR, UnknownOperation: _Conj.NONE}.get(
-        type(node)
+def _glob(parts: Sequence[str]) -> tuple[str, str]:
+    """A Wildcard's parts as an SQLite GLOB pattern, and its literal start."""
+    pattern = "".join(
+        part if index % 2 else re.sub(r"([*?\[])", r"[\1]", part)
+        for index, part in enumerate(parts)
     )
-    if conj is None:
-        yield first, node
-        return
-    for position, child in enumerate(node.children):
-        yield from _flatten(child, first if position == 0 else conj)
+    return pattern, parts[0]
+
+
+# -- other analyzed fields: one Python evaluation ----------------------------------------
+
+
+def _text_spec(query: FieldQuery) -> list[object]:
+    if isinstance(query, Term):
+        return ["term", query.value]
+    if isinstance(query, Phrase):
+        return ["phrase", list(query.terms), query.slop]
+    if isinstance(query, Prefix):
+        return ["prefix", query.prefix]
+    if isinstance(query, Wildcard):
+        return ["regexp", _regex(query.parts)]
+    if isinstance(query, Regexp):
+        return ["regexp", query.pattern]
+    if isinstance(query, Fuzzy):
+        return ["fuzzy", query.term, query.max_edits]
+    return ["range", query.low, query.high, query.include_low, query.include_high]
+
+
+def _regex(parts: Sequence[str]) -> str:
+    return "".join(
+        (".*" if part == "*" else ".") if index % 2 else re.escape(part)
+        for index, part in enumerate(parts)
+    )
+
+
+@lru_cache(maxsize=65536)
+def _value_tokens(value: str) -> tuple[str, ...]:
+    return tuple(tokens(value))
+
+
+@lru_cache(maxsize=65536)
+def text_match(spec: str, value: str | None) -> bool:
+    """Whether an analyzed predicate (`spec`, from _text_spec) matches one value of a
+    text field: SQL function lucene_text. Values repeat across a build's documents, so
+    answers are cached."""
+    if value is None:
+        return False
+    terms = _value_tokens(value)
+    operator, *arguments = orjson.loads(spec)
+    if operator == "value_regexp":
+        return _regexp(arguments[0]).fullmatch(value) is not None
+    terms = _value_tokens(value)
+    if operator == "term":
+        return arguments[0] in terms
+    if operator == "phrase":
+        return _phrase_in(terms, tuple(arguments[0]), arguments[1])
+    if operator == "prefix":
+        return any(term.startswith(arguments[0]) for term in terms)
+    if operator == "regexp":
+        pattern = _regexp(arguments[0])
+        return any(pattern.fullmatch(term) for term in terms)
+    if operator == "fuzzy":
+        return any(edits_within(arguments[0], term, arguments[1]) for term in terms)
+    if operator == "range":
+        low, high, include_low, include_high = arguments
+        return any(
+            (low is None or term > low or (include_low and term == low))
+            and (high is None or term < high or (include_high and term == high))
+            for term in terms
+        )
+    raise QueryError(f"unknown text predicate {operator!r}")
+
+
+@lru_cache(maxsize=256)
+def _regexp(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.DOTALL)
+
+
+def _phrase_in(terms: tuple[str, ...], phrase: tuple[str, ...], slop: int) -> bool:
+    """Whether the phrase's tokens are in `terms` within `slop` (Lucene's sloppy phrase:
+    each found position less its place in the phrase stays within `slop` of the
+    others; each position used once)."""
+    width = len(phrase)
+    if not slop:
+        return any(terms[i : i + width] == phrase for i in range(len(terms) - width + 1))
+    where: dict[str, list[int]] = {}
+    for position, term in enumerate(terms):
+        where.setdefault(term, []).append(position)
+    choices = [where.get(term, []) for term in phrase]
+    if not all(choices):
+        return False
+
+    def fits(place: int, used: tuple[int, ...], low: int, high: int) -> bool:
+        if place == width:
+            return True
+        for position in choices[place]:
+            shifted = position - place
+            new_low, new_high = min(low, shifted), max(high, shifted)
+            if (
+                new_high - new_low <= slop
+                and position not in used
+                and fits(place + 1, (*used, position), new_low, new_high)
+            ):
+                return True
+        return False
+
+    return any(fits(1, (first,), first, first) for first in choices[0])
+
+
+def edits_within(a: str, b: str, limit: int) -> bool:
+    """Whether `a` becomes `b` in at most `limit` insertions, deletions, substitutions or
+    swaps of neighbours (optimal string alignment, as Lucene's fuzzy query counts)."""
+    return _distance(a, b, limit) <= limit
+
+
+def _distance(a: str, b: str, limit: int) -> int:
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    before: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        before, previous = previous, current
+    return previous[len(b)]
+
+
+def similarity(term: str, candidate: str, limit: int) -> float | None:
+    """Lucene's fuzzy similarity of an index term to the query term (1 - edits / the
+    shorter length), None beyond `limit` edits: SQL function lucene_similarity."""
+    edits = _distance(term, candidate, limit)
+    if edits > limit:
+        return None
+    shorter = min(len(term), len(candidate))
+    return 1.0 - edits / shorter if shorter else 0.0
+
+
+# -- exact values ------------------------------------------------------------------------
+
+# A json_each row's value as the text a keyword or text field indexes.
+_JSON_TEXT = (
+    "CASE type WHEN 'text' THEN value WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'"
+    " WHEN 'integer' THEN CAST(value AS TEXT) WHEN 'real' THEN CAST(value AS TEXT) END"
+)
 
 
 def _json_path(field: str) -> str:
@@ -338,14 +403,191 @@ def _json_path(field: str) -> str:
     return "$" + "".join(f'."{part}"' for part in parts)
 
 
-def _exists(field: str) -> SqlCondition:
-    if field == DEFAULT_FIELD:
+def _on_strings(field: Field, predicate: str, params: tuple[Param, ...]) -> SqlCondition:
+    """`predicate` (with {v} for the value) true of a string value of `field`."""
+    column = _COLUMN_OF.get(field.path)
+    if column is not None and field.path not in INTEGER_COLUMNS:
+        # IS TRUE so that a missing value is false, not NULL, under NOT.
+        return SqlCondition(f"({predicate.format(v=f'documents.{column}')}) IS TRUE", params)
+    if field.path == "tags":
+        source, path_params = "json_each(documents.tags)", tuple[Param, ...]()
+    else:
+        source, path_params = "json_each(documents.source, ?)", (_json_path(field.path),)
+    return SqlCondition(
+        f"EXISTS (SELECT 1 FROM {source} WHERE {predicate.format(v=_JSON_TEXT)})",
+        (*path_params, *params),
+    )
+
+
+def _keyword(query: FieldQuery) -> SqlCondition:
+    field = query.field
+    limit = field.mapping.ignore_above
+    # A value longer than ignore_above is not indexed: no query on the field finds it.
+    guard = "" if limit is None else f" AND length({{v}}) <= {int(limit)}"
+    if isinstance(query, Term):
+        return _on_strings(field, "{v} = ?" + guard, (str(query.value),))
+    if isinstance(query, Prefix):
+        return _on_strings(
+            field, "substr({v}, 1, ?) = ?" + guard, (len(query.prefix), query.prefix)
+        )
+    if isinstance(query, Wildcard):
+        return _on_strings(field, "{v} GLOB ?" + guard, (_glob(query.parts)[0],))
+    if isinstance(query, Regexp):
+        spec = orjson.dumps(["value_regexp", query.pattern]).decode()
+        return _on_strings(field, "lucene_text(?, {v})" + guard, (spec,))
+    if isinstance(query, Fuzzy):
+        # Within the edits of the query term; Lucene's limit on expansions is not applied.
+        return _on_strings(
+            field,
+            "lucene_similarity(?, {v}, ?) IS NOT NULL" + guard,
+            (query.term, query.max_edits),
+        )
+    if isinstance(query, Range):
+        predicate, params = _bounds(query)
+        return _on_strings(field, predicate + guard, params)
+    raise QueryError(f"unsupported on SQLite: a phrase on the keyword field {field.path}")
+
+
+def _bounds(query: Range, value: str = "{v}") -> tuple[str, tuple[Param, ...]]:
+    conditions = ["1"]
+    params: list[Param] = []
+    if query.low is not None:
+        conditions.append(f"{value} {'>=' if query.include_low else '>'} ?")
+        params.append(query.low)
+    if query.high is not None:
+        conditions.append(f"{value} {'<=' if query.include_high else '<'} ?")
+        params.append(query.high)
+    return " AND ".join(conditions), tuple(params)
+
+
+def _scalar(query: FieldQuery) -> SqlCondition:
+    """Numbers and booleans."""
+    field = query.field
+    if isinstance(query, Term):
+        value = query.value
+        query = Range(field, value if not isinstance(value, str) else None, value)
+    if not isinstance(query, Range):
+        raise QueryError(f"unsupported on SQLite: {type(query).__name__} on {field.path}")
+    column = _COLUMN_OF.get(field.path)
+    if column is not None:
+        predicate, params = _bounds(query, f"documents.{column}")
+        return SqlCondition(f"documents.{column} IS NOT NULL AND {predicate}", params)
+    if field.mapping.kind is Kind.BOOLEAN:
+        wanted = "true" if query.low else "false"
+        return SqlCondition(
+            f"EXISTS (SELECT 1 FROM json_each(documents.source, ?) WHERE type = '{wanted}')",
+            (_json_path(field.path),),
+        )
+    predicate, params = _bounds(query, "value")
+    return SqlCondition(
+        "EXISTS (SELECT 1 FROM json_each(documents.source, ?)"
+        f" WHERE type IN ('integer', 'real') AND {predicate})",
+        (_json_path(field.path), *params),
+    )
+
+
+def _date(query: FieldQuery) -> SqlCondition:
+    if not isinstance(query, Range) or query.field.path != "@timestamp":
+        raise QueryError(f"unsupported on SQLite: {query} on a date field")
+    conditions: list[str] = []
+    params: list[Param] = []
+    # Stored timestamps are UTC and start "YYYY-MM-DDTHH:MM:SS": whole-second bounds on the
+    # indexed column narrow the rows, the milliseconds decide.
+    if query.low is not None:
+        conditions.append("documents.timestamp >= ?")
+        params.append(_second(int(query.low) // 1000))
+        conditions.append("lucene_millis(documents.timestamp) >= ?")
+        params.append(int(query.low))
+    if query.high is not None:
+        conditions.append("documents.timestamp < ?")
+        params.append(_second(int(query.high) // 1000 + 1))
+        conditions.append("lucene_millis(documents.timestamp) <= ?")
+        params.append(int(query.high))
+    if not conditions:
+        return SqlCondition("documents.timestamp IS NOT NULL")
+    return SqlCondition(" AND ".join(conditions), tuple(params))
+
+
+def _second(seconds: int) -> str:
+    seconds = min(max(seconds, -62135596800), 253402300799)  # years 1 to 9999
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+_TIMESTAMP = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?")
+_EPOCH_DAY = datetime(1970, 1, 1).toordinal()
+
+
+def timestamp_millis(timestamp: str | None) -> int | None:
+    """A stored @timestamp (UTC) as epoch milliseconds, cut to the millisecond as
+    Elasticsearch's date field keeps it: SQL function lucene_millis."""
+    if timestamp is None:
+        return None
+    match = _TIMESTAMP.match(timestamp)
+    if match is None:
+        return None
+    moment = datetime.fromisoformat(match.group(1))
+    seconds = (moment.toordinal() - _EPOCH_DAY) * 86400 + moment.hour * 3600
+    seconds += moment.minute * 60 + moment.second
+    fraction = (match.group(2) or "")[:3].ljust(3, "0")
+    return seconds * 1000 + int(fraction)
+
+
+# -- existence ---------------------------------------------------------------------------
+
+
+def _exists(field: Field) -> SqlCondition:
+    limit = field.mapping.ignore_above
+    if field.mapping.kind is Kind.KEYWORD and limit is not None:
+        # A value longer than ignore_above is not indexed: the field is absent then.
+        return _on_strings(field, f"length({{v}}) <= {int(limit)}", ())
+    if field.path == FTS_FIELD:
         return SqlCondition("documents.message IS NOT NULL")
-    if field == "tags":
+    if field.path == "tags":
         return SqlCondition("json_array_length(documents.tags) > 0")
-    column = _COLUMN_OF.get(field)
+    column = _COLUMN_OF.get(field.path)
     if column is not None:
         return SqlCondition(f"documents.{column} IS NOT NULL")
     return SqlCondition(
-        "coalesce(json_type(documents.source, ?), 'null') != 'null'", (_json_path(field),)
+        "coalesce(json_type(documents.source, ?), 'null') != 'null'", (_json_path(field.path),)
     )
+
+
+@dataclass(frozen=True, slots=True)
+class FieldValues:
+    """How a query over `documents` reads one field's exact values, one row per value:
+    `joins` to append to `FROM documents` (with `params`), `value` the value (NULL when
+    it has none a keyword field would index), and `repeats` when one document may
+    give a value more than once (a list), so that documents are counted distinct."""
+
+    joins: str
+    value: str
+    params: tuple[Param, ...] = ()
+    repeats: bool = False
+
+
+def field_values(field: str) -> FieldValues:
+    """The exact values of `field` per document, as a keyword or number field holds
+    them (see translate's matching of a field:value clause)."""
+    if field == "tags":
+        return FieldValues(
+            ", json_each(documents.tags) AS field_value", "field_value.value", (), True
+        )
+    column = _COLUMN_OF.get(field)
+    if column is not None:
+        return FieldValues("", f"documents.{column}")
+    return FieldValues(
+        ", json_each(documents.source, ?) AS field_value",
+        "CASE field_value.type WHEN 'text' THEN field_value.value"
+        " WHEN 'integer' THEN field_value.value WHEN 'real' THEN field_value.value"
+        " WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' END",
+        (_json_path(field),),
+        True,
+    )
+
+
+# SQL functions the sink registers on every connection: name -> (arguments, function).
+SQL_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
+    "lucene_text": (2, text_match),
+    "lucene_similarity": (3, similarity),
+    "lucene_millis": (1, timestamp_millis),
+}
