@@ -22,7 +22,7 @@ MAX_VALUE_BYTES = 4 << 10
 MAX_EVENT_BYTES = 64 << 10
 JOB_KEYS = frozenset({"source_url", "retry", "event", "options", "build", "submitted_at", "size"})
 EVENT_KEYS = frozenset({"fields", "tags", "@fields", "@tags"})  # @: older producers
-# The index template's fields that are not single keywords (worker/shipped/index-template.json).
+# The index template's fields that are not single strings (worker/shipped/index-template.json).
 LIST_FIELDS = frozenset({"build_hostids"})
 NUMBER_FIELDS = frozenset({"error_pr"})
 # The historical index's names (build_uuid, @version, ...); no dots: the engines read

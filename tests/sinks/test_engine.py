@@ -186,6 +186,19 @@ def test_any_number_of_concurrent_requests_indexes_every_document_once(
     assert sink.count("loglevel:DEBUG") == sum(e.fields["loglevel"] == "DEBUG" for e in events)
 
 
+def test_a_build_summary_is_written_once_its_documents_are_searchable(
+    engine: tuple[EngineSink, str],
+) -> None:
+    """The template refreshes every 30 s: searchable at once is the summary's doing."""
+    sink, _ = engine
+    sink.config = replace(sink.config, build_index=build_index_for(sink.config.index_prefix))
+    sink.prepare()
+    events = oslo_events(20)
+    assert sink.write(build_documents(events, JOB, sink.config.index_prefix)).indexed == 20
+    sink.put_build({"type": "build", "build_uuid": JOB.fields["build_uuid"]})
+    assert sink.count() == len(events)
+
+
 def test_bad_query_is_a_query_error(engine: tuple[EngineSink, str]) -> None:
     sink, _ = engine
     sink.prepare()
@@ -195,8 +208,33 @@ def test_bad_query_is_a_query_error(engine: tuple[EngineSink, str]) -> None:
         sink.search('message:"unclosed AND (', size=1)
 
 
-def test_delete_file_removes_only_that_file(engine: tuple[EngineSink, str]) -> None:
-    sink, _ = engine
+# The template's fields as version 1 (keyword-only, before issue 12) mapped them.
+KEYWORD_MAPPING = {
+    "dynamic_templates": [
+        {"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword"}}}
+    ],
+    "properties": {"@timestamp": {"type": "date"}, "generation": {"type": "long"}},
+}
+
+
+def put_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url, data=orjson.dumps(body), method="PUT", headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        result: dict[str, Any] = orjson.loads(answer.read())
+    return result
+
+
+@pytest.mark.parametrize("keyword_index", [False, True], ids=["template", "keyword-index"])
+def test_delete_file_removes_only_that_file(
+    engine: tuple[EngineSink, str], keyword_index: bool
+) -> None:
+    """Also in a daily index made before the template's version 2, whose fields stay
+    keywords: re-indexing one of its files must still find that file's documents."""
+    sink, base = engine
+    if keyword_index:  # made before the template is installed: a template would apply
+        put_json(f"{base}/{sink.config.index_prefix}2013.09.27", {"mappings": KEYWORD_MAPPING})
     sink.prepare()
     events = oslo_events(50)
     other = Job(JOB.source_url, {**JOB.fields, "filename": "logs/other.txt"}, JOB.tags)
@@ -207,6 +245,26 @@ def test_delete_file_removes_only_that_file(engine: tuple[EngineSink, str]) -> N
     sink.refresh()
     assert sink.count() == len(events)
     assert sink.count('filename:"logs/other.txt"') == len(events)
+
+
+def test_a_template_of_an_older_version_is_replaced_and_a_newer_one_kept(
+    engine: tuple[EngineSink, str],
+) -> None:
+    sink, base = engine
+    url = f"{base}/_index_template/{template_name(sink.config.index_prefix)}"
+    older = {"index_patterns": [f"{sink.config.index_prefix}*"], "priority": 100}
+    put_json(url, {**older, "template": {"mappings": KEYWORD_MAPPING}})  # no version: 0
+    sink.prepare()
+    (installed,) = get_json(url)["index_templates"]
+    assert installed["index_template"]["version"] == 2
+    build_name = installed["index_template"]["template"]["mappings"]["properties"]["build_name"]
+    assert build_name["type"] == "text"
+
+    put_json(url, {**older, "version": 3, "template": {"mappings": KEYWORD_MAPPING}})
+    sink.prepare()
+    (kept,) = get_json(url)["index_templates"]
+    assert kept["index_template"]["version"] == 3
+    assert "build_name" not in kept["index_template"]["template"]["mappings"].get("properties", {})
 
 
 def cli_config(sink: EngineSink, directory: Path) -> list[str]:

@@ -12,6 +12,7 @@ import queue
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 import orjson
@@ -126,9 +127,12 @@ class EngineSink:
         name = template_name(self.config.index_prefix)
         # At start-up: an engine not there is said at once (see retry.py).
         quick = self.interactive
-        if self._request("GET", f"/_index_template/{name}", policy=quick).status == 200:
-            return
         template = index_template(self.config.index_prefix, self.config.replicas)
+        installed = self._request("GET", f"/_index_template/{name}", policy=quick)
+        # One of an older version is replaced (indices made under it keep its mapping);
+        # an operator's own template of a higher version stays.
+        if installed.status == 200 and _version(installed.body) >= template.get("version", 0):
+            return
         put = self._request("PUT", f"/_index_template/{name}", orjson.dumps(template), policy=quick)
         if put.status >= 300:
             raise SinkError(
@@ -501,6 +505,10 @@ class EngineSink:
         return [hit["_source"] for hit in response["hits"]["hits"]]
 
     def put_build(self, summary: dict[str, Any]) -> None:
+        # "Fully indexed" must mean searchable: the template refreshes the documents
+        # only every 30 s (fewer, larger segments while loading), so a consumer reading
+        # the summary would otherwise miss the build's last documents meanwhile.
+        self.refresh()
         path = f"/{self.config.build_index}/_doc/{summary['build_uuid']}"
         self._checked("PUT", path, orjson.dumps(summary), params={"refresh": "true"})
 
@@ -580,12 +588,27 @@ class EngineSink:
 
 
 def _of_build_file(build_uuid: str, filename: str) -> list[dict[str, Any]]:
-    # The exact values: build_uuid and filename are analysed text, as in the historical
-    # index. Their .raw sub-fields keep values up to 4096 characters (the template),
-    # over the 4 KiB a job's value may have (job.MAX_VALUE_BYTES), so that every file
-    # is found again when re-indexed; file_key (no build) and generation stay keyword
-    # and long, the sink's own.
-    return [{"term": {"build_uuid.raw": build_uuid}}, {"term": {"filename.raw": filename}}]
+    return [_exact("build_uuid", build_uuid), _exact("filename", filename)]
+
+
+def _exact(name: str, value: str) -> dict[str, Any]:
+    """Documents whose field `name` is `value`. The field is analysed text, as in the
+    historical index, with the whole value in `name`.raw; that keeps values up to 4096
+    characters (the template), more than the 4 KiB a job's value may have
+    (job.MAX_VALUE_BYTES), so every file is found again when re-indexed. In an index
+    made under the template of version 1 the field itself is the keyword and .raw does
+    not exist. (file_key and generation stay keyword and long in every version.)"""
+    raw = f"{name}.raw"
+    keyword = {"bool": {"filter": {"term": {name: value}}, "must_not": {"exists": {"field": raw}}}}
+    return {"bool": {"should": [{"term": {raw: value}}, keyword], "minimum_should_match": 1}}
+
+
+def _version(answer: Any) -> int:
+    """The version of the index template in a GET _index_template answer (0: none)."""
+    templates = answer.get("index_templates") if isinstance(answer, dict) else None
+    if not templates:
+        return 0
+    return int(templates[0].get("index_template", {}).get("version", 0))
 
 
 def _from_generation(operator: str, run: FileRun) -> dict[str, Any]:
@@ -602,9 +625,13 @@ def reason(body: Any) -> str:
     return one_line(str(body), 300)
 
 
-def index_template(prefix: str, replicas: int | None = None) -> dict[str, Any]:
-    """The shipped template for `prefix`, with `replicas` (sink.replicas) if set."""
-    template: dict[str, Any] = orjson.loads(resource_path("index-template.json").read_bytes())
+def index_template(
+    prefix: str, replicas: int | None = None, source: Path | None = None
+) -> dict[str, Any]:
+    """The shipped template (or the one in file `source`) for `prefix`, with `replicas`
+    (sink.replicas) if set."""
+    path = source or resource_path("index-template.json")
+    template: dict[str, Any] = orjson.loads(path.read_bytes())
     template["index_patterns"] = [f"{prefix}*"]
     if replicas is not None:
         template["template"]["settings"]["number_of_replicas"] = replicas
