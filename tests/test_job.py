@@ -254,6 +254,12 @@ BAD_PAYLOADS: list[tuple[str, Any, str]] = [
         "job event.fields.error_pr must be a number, not a string",
     ),
     (
+        "a historical name the index keeps as an alias",
+        with_fields(syslog_program="proxy-server"),
+        "job event.fields.syslog_program: the index has this name as another name of "
+        "program (an alias, which no document can set); send program instead",
+    ),
+    (
         "dotted field name",
         with_fields(**{"build.uuid": "x"}),
         "job event.fields.\"build.uuid\": a field name is 1 to 128 letters, digits, '_', "

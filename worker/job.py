@@ -11,6 +11,7 @@ import orjson
 from dateutil.parser import isoparse
 
 from worker.errors import JobError, one_line
+from worker.fields import catalogue
 
 FUNCTION_NAME = "push-log"
 
@@ -206,6 +207,13 @@ def _fields(raw: Any) -> dict[str, Any]:
             raise JobError(
                 f"{where}: a field name is 1 to 128 letters, digits, '_', '-' or '@', "
                 "starting with a letter, a digit or '@' (a dot nests objects in the engines)"
+            )
+        alias_of = catalogue().aliases.get(name)
+        if alias_of is not None:
+            # The engines would refuse every document of the file.
+            raise JobError(
+                f"{where}: the index has this name as another name of {alias_of} (an "
+                f"alias, which no document can set); send {alias_of} instead"
             )
         if name in LIST_FIELDS:
             if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
