@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -29,7 +29,6 @@ from log_shipper.fingerprints import (
     sink_problems,
     sqlite_problems,
 )
-from log_shipper.local import LocalCluster
 from log_shipper.metadata import add_metadata_arguments, add_source_arguments, collect_fields
 from log_shipper.plan import BuildPlan, plan_build
 from log_shipper.report import (
@@ -49,12 +48,15 @@ from log_shipper.trend import (
     render_text,
 )
 from log_shipper.trend_page import render_page
-from worker.cli import add_allow_argument, add_version_argument
+from worker.arguments import add_allow_argument, add_version_argument
 from worker.config import SINK_URL_FORMS, WorkerConfig, load_config
 from worker.errors import ConfigError, LogIndexerError
 from worker.redact import mask_url
 from worker.sinks import open_sink
 from worker.sinks.base import Sink
+
+if TYPE_CHECKING:
+    from log_shipper.local import LocalCluster
 
 DEFAULT_SINK = "sqlite:./logs.db"
 # submit --wait's default bound: a large build indexes in a few minutes; a CI hook must
@@ -337,6 +339,15 @@ def local_config(args: argparse.Namespace, allow: Sequence[str], local_files: bo
     )
 
 
+def local_cluster(config: WorkerConfig, workers: int) -> LocalCluster:
+    """The all-in-one mode's Gearman server and workers. Imported here, not at the top:
+    only `index` and `backfill --sink` run a worker, and the other commands (the hook
+    above all) must not load the worker's runtime (pipeline, metrics, Gearman worker)."""
+    from log_shipper.local import LocalCluster
+
+    return LocalCluster(config, workers=max(1, workers))
+
+
 def run_locally(
     args: argparse.Namespace,
     plan: BuildPlan,
@@ -346,7 +357,7 @@ def run_locally(
 ) -> list[Outcome]:
     """Index a plan with an in-process Gearman server and workers."""
     config = local_config(args, allow, local_files)
-    with LocalCluster(config, workers=max(1, args.workers)) as cluster:
+    with local_cluster(config, args.workers) as cluster:
         with Submitter([cluster.address]) as submitter:
             outcomes = submitter.submit(
                 plan.submissions, wait=True, timeout=args.timeout, on_outcome=on_outcome
@@ -485,7 +496,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         config = local_config(args, allow, local_files=False)
         if not config.fetch.allow:
             raise ConfigError("backfill --sink needs --allow URL_PREFIX (the log server)")
-        with LocalCluster(config, workers=max(1, args.workers)) as cluster:
+        with local_cluster(config, args.workers) as cluster:
             with Submitter([cluster.address]) as submitter:
                 report = run_backfill(args, builds, rules, submitter, cluster.sink, progress)
             cluster.sink.refresh()

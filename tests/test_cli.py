@@ -170,3 +170,22 @@ def test_index_not_on_a_terminal_prints_no_progress(tmp_path: Path) -> None:
     assert sorted(line.split()[0] for line in lines[1:4]) == sorted(PROGRESS_TREE)
     assert "\r" not in result.stdout and "lines/s" not in result.stdout
     assert lines[-1].startswith("sink: ")
+
+
+def test_log_shipper_loads_none_of_the_workers_runtime() -> None:
+    # A fresh interpreter: this one has loaded everything already. The hook runs this
+    # module at the end of every CI job; only `index` and `backfill --sink` run a worker.
+    check = (
+        "import sys, log_shipper.cli\n"
+        "runtime = ('worker.pipeline', 'worker.metrics', 'worker.gearman_worker', 'worker.cli')\n"
+        "print(sorted(name for name in runtime if name in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check],
+        env=environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]", result.stdout

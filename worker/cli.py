@@ -18,6 +18,7 @@ from types import FrameType
 
 from prometheus_client.multiprocess import mark_process_dead
 
+from worker.arguments import add_allow_argument, add_version_argument
 from worker.config import SINK_URL_FORMS, WorkerConfig, load_config
 from worker.errors import LogIndexerError
 from worker.gearman_worker import LogWorker
@@ -28,7 +29,6 @@ from worker.pool import Supervisor
 from worker.redact import mask_url
 from worker.sinks import open_sink
 from worker.sinks.base import Sink
-from worker.version import package_version
 
 log = logging.getLogger(__name__)
 
@@ -48,27 +48,6 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError("must be a port number (0 for none)")
     return value
-
-
-def add_allow_argument(parser: argparse.ArgumentParser) -> None:
-    """--allow, added to fetch.allow: the same option wherever a worker runs."""
-    parser.add_argument(
-        "--allow",
-        action="append",
-        default=[],
-        metavar="URL_PREFIX",
-        help="also allow fetching under this prefix (repeatable)",
-    )
-
-
-def add_version_argument(parser: argparse.ArgumentParser) -> None:
-    """--version: the same option on both commands."""
-    parser.add_argument(
-        "--version",
-        action="version",
-        version=f"%(prog)s {package_version()}",
-        help="print the version of ci-log-indexer and exit",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
