@@ -25,6 +25,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -75,9 +76,15 @@ def get_json(url: str, body: dict[str, Any] | None = None) -> Any:
 
 
 def visible(url: str, prefix: str) -> int:
-    """Documents of `prefix` that node `url` can count now (after a refresh)."""
-    get_json(f"{url}/{prefix}*/_refresh?ignore_unavailable=true&allow_no_indices=true", {})
-    answer = get_json(f"{url}/{prefix}*/_count?ignore_unavailable=true&allow_no_indices=true")
+    """Documents of `prefix` that node `url` can count now (after a refresh); none while
+    the engine answers 503: an index just created has no started shard yet."""
+    try:
+        get_json(f"{url}/{prefix}*/_refresh?ignore_unavailable=true&allow_no_indices=true", {})
+        answer = get_json(f"{url}/{prefix}*/_count?ignore_unavailable=true&allow_no_indices=true")
+    except urllib.error.HTTPError as error:
+        if error.code != 503:
+            raise
+        return 0
     return int(answer["count"])
 
 
