@@ -113,10 +113,14 @@ _SECRET_KEY_END = "(?:{})".format(
 
 
 _MYSQL_TOOLS = ("", "admin", "dump", "check", "import", "show", "slap")
-# mysql, mysqladmin (named: it alone takes `password NEW`), mysqldump, ...
-_MYSQL_TOOL = f"(?:(?P<admin>admin)|{'|'.join(_MYSQL_TOOLS[2:])})?"
+# mysql, mysqladmin, mysqldump, ...
+_MYSQL_TOOL = f"(?:{'|'.join(_MYSQL_TOOLS[1:])})?"
 # After a word: it does not end in a mysql command (one look-behind per width).
 _NOT_AFTER_MYSQL = "".join(rf"(?<!\bmysql{tool})" for tool in _MYSQL_TOOLS)
+# The words of a mysql command before its password, as few as can be
+_MYSQL_WORDS = rf"(?:[ \t]++[^{_BLANK}|;&]++{_NOT_AFTER_MYSQL}){{0,8}}?"
+# devstack's iniset [-sudo] FILE, then its SECTION and OPTION
+_INISET_FILE = r"iniset[ \t]++(?:-sudo[ \t]++)?\S++[ \t]++"
 
 
 def _keyword(guard: str, rest: str) -> str:
@@ -180,23 +184,29 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     _rule(
         "iniset",
         "iniset",
-        r"iniset[ \t]++(?:-sudo[ \t]++)?\S++[ \t]++\S++[ \t]++"
+        _INISET_FILE + r"\S++[ \t]++"
         # the key names a secret, or is one of swift's tempauth users (user_ACCOUNT_USER
         # = KEY GROUP...): the key is read once either way
         r"(?:(?<=filter:tempauth[ \t])(?=user_)(?P<tempauth>))?+"
         rf"[\w.-]*+(?(tempauth)|{_SECRET_KEY_END})[ \t]++[\"']?" + _VALUE,
     ),
-    # mysql -uroot -psecret (the password is glued to -p), within the same command, and
-    # mysqladmin ... password NEW. A word that ends in another mysql command is not
-    # passed over: that command's own match (tried at its occurrence) reaches the same
-    # -p, and no word is read again from each of a run of "mysql mysql ...".
+    # mysql -uroot -psecret (the password is glued to -p), within the same command. A
+    # word that ends in another mysql command is not passed over: that command's own
+    # match (tried at its occurrence) reaches the same -p, and no word is read again
+    # from each of a run of "mysql mysql ...".
     _rule(
         "mysql_password",
         "mysql",
-        rf"\bmysql{_MYSQL_TOOL}"
-        rf"(?:[ \t]++[^{_BLANK}|;&]++{_NOT_AFTER_MYSQL}){{0,8}}?"
-        # and mysqladmin's own: mysqladmin -u root password NEW
-        r"[ \t]++(?:-p|(?(admin)password[ \t]++|(?!)))[\"']?" + _VALUE,
+        rf"\bmysql{_MYSQL_TOOL}{_MYSQL_WORDS}[ \t]++-p[\"']?" + _VALUE,
+        gate="q",
+    ),
+    # mysqladmin's own: mysqladmin -u root password NEW, and after the old one (-pOLD
+    # password NEW), which the rule above has masked by then. One guard with it: the
+    # lines that have it are tested once.
+    _rule(
+        "mysqladmin_password",
+        "mysql",
+        rf"\bmysqladmin{_MYSQL_WORDS}[ \t]++password[ \t]++[\"']?" + _VALUE,
         gate="q",
     ),
     # rabbitmqctl change_password USER PASSWORD, rabbitmqctl add_user USER PASSWORD
@@ -329,6 +339,50 @@ def _pem(text: str, open_lines: int) -> tuple[str, int]:
         if open_lines or PEM_GUARD in line:  # the other lines of a traceback: as they are
             lines[i], open_lines = _pem_line(line, open_lines)
     return "\n".join(lines), open_lines
+
+
+# -- devstack's iniset, traced ------------------------------------------------------------
+
+# Old devstack traces iniset's body: `+ local option=admin_password`, then `+ local
+# value=secret` (and, for a new option, the config line it appends: `user_x = pw .admin`),
+# lines that name no secret themselves. The iniset call traced before them does: it
+# opens a window of this many lines where its option's value is masked (iniset's body
+# for a new option in a new section is 20 lines).
+INISET_LINES = 24
+_INISET_CALL = re.compile(_INISET_FILE + r"(?P<section>\S++)[ \t]++(?P<option>[\w.-]++)", re.ASCII)
+_SECRET_NAME = re.compile(rf"[\w.-]*+{_SECRET_KEY_END}", re.ASCII)
+_LOCAL_OPTION = re.compile(r"\blocal[ \t]++'?option=(?P<option>[\w.-]++)", re.ASCII)
+_LOCAL_VALUE = re.compile(r"\blocal[ \t]++(?P<quote>'?)value=", re.ASCII)
+
+
+def _names_secret(section: str, option: str) -> bool:
+    """The iniset rule's test: the option names a secret, or is a swift tempauth user."""
+    if section == "filter:tempauth" and option.startswith("user_"):
+        return True
+    return _SECRET_NAME.fullmatch(option) is not None
+
+
+@lru_cache(maxsize=64)
+def _config_line(option: str) -> re.Pattern[str]:
+    """`option = VALUE` as a config file has it: its first word is the secret (a
+    tempauth user's password, before the user's groups)."""
+    return re.compile(
+        rf"(?<![\w.-]){re.escape(option)}[ \t]*+=[ \t]*+(?P<secret>[^{_BLANK}\"']++)", re.ASCII
+    )
+
+
+def _local_value(line: str) -> str:
+    """A `local value=...` line with the value masked (quoted by xtrace when it has
+    blanks: up to the closing quote)."""
+    found = _LOCAL_VALUE.search(line)
+    if found is None:
+        return line
+    value = line[found.end() :].rstrip()
+    if found.group("quote") and value.endswith("'"):
+        value = value[:-1]
+    if not value:
+        return line
+    return line[: found.end()] + MASK + line[found.end() + len(value) :]
 
 
 # -- applying a table ---------------------------------------------------------------------
@@ -533,12 +587,17 @@ def _key_test(key: str, rules: list[Rule]) -> tuple[str, str, str]:
 def _replace(rule: Rule, match: re.Match[str]) -> str:
     if "secret" not in rule.pattern.groupindex:
         return rule.replacement
+    return _masked_group(match, rule.replacement)
+
+
+def _masked_group(match: re.Match[str], replacement: str = MASK) -> str:
+    """The match with its `secret` group replaced."""
     start, end = match.span("secret")
     whole = match.group()
     if start < 0:  # the group took no part in this match
         return whole
     base = match.start()
-    return whole[: start - base] + rule.replacement + whole[end - base :]
+    return whole[: start - base] + replacement + whole[end - base :]
 
 
 def _sub(rule: Rule, text: str, haystack: str, budget: int) -> tuple[str, int]:
@@ -613,8 +672,10 @@ def redact_text(text: str, rules: RuleSet = DEFAULT_RULES) -> str:
 class Redactor:
     """Redacts the events of one file in order: the message and every string field.
 
-    The one state kept from event to event is an open private-key block, whose lines
-    may each be an event of their own (a console log) or lines of one event.
+    The state kept from event to event: an open private-key block, whose lines may
+    each be an event of their own (a console log) or lines of one event, and the
+    window after a traced iniset call whose option names a secret (`INISET_LINES`).
+    `_carry` says whether either is open: the common line tests that alone.
     """
 
     # Field values repeat (levels, modules, hosts): each distinct one is redacted once,
@@ -629,6 +690,9 @@ class Redactor:
     def __init__(self, rules: RuleSet = DEFAULT_RULES) -> None:
         self.rules = rules
         self._pem_lines = 0
+        self._option = ""  # the option of the open iniset window
+        self._option_lines = 0  # how many more lines it spans
+        self._carry = False
         self._clean: set[Any] = set()
         self._repeated: dict[str, str] = {}
 
@@ -648,15 +712,15 @@ class Redactor:
             if len(text) < long_text:
                 lowered = text.translate(ascii_lower) if longer in text else text.lower()
                 found = present(text, lowered)
-                if found or self._pem_lines:
+                if found or self._carry:
                     event.message = self._message(text, lowered, self.rules.ordered(found))
-            elif self._pem_lines:
+            elif self._carry:
                 event.message = self.message(text)
             else:
                 cached = repeated.get(text)
                 if cached is None:
                     cached = self.message(text)
-                    if not self._pem_lines and PEM_GUARD not in text:  # as anywhere else
+                    if not self._carry and PEM_GUARD not in text:  # as anywhere else
                         if len(repeated) >= self.REPEATED_SIZE:
                             repeated.clear()
                         repeated[text] = cached
@@ -684,9 +748,40 @@ class Redactor:
             if masked != text:
                 text = masked
                 lowered = _lower(text)
-        if not found:
-            return text
-        return rules.apply(text, lowered, found)
+        if found:
+            text = rules.apply(text, lowered, found)
+        # The names are looked for as the rules leave them: they mask values only.
+        if self._option_lines or "iniset" in found:
+            text = self._iniset_trace(text)
+        self._carry = bool(self._pem_lines or self._option_lines)
+        return text
+
+    def _iniset_trace(self, text: str) -> str:
+        if "\n" not in text:
+            return self._iniset_line(text)
+        return "\n".join(self._iniset_line(line) for line in text.split("\n"))
+
+    def _iniset_line(self, line: str) -> str:
+        """`line` with the value of the open iniset window's option masked; an iniset
+        call whose option names a secret opens a window, the trace of another option
+        closes it. (Only the call can open one: the trace of its option, the common
+        line to look at, holds no guard.)"""
+        if "iniset" in line and (call := _INISET_CALL.search(line)) is not None:
+            secret = _names_secret(call["section"], call["option"])
+            self._option, self._option_lines = call["option"], INISET_LINES if secret else 0
+            return line
+        if not self._option_lines:
+            return line
+        if "option=" in line and (local := _LOCAL_OPTION.search(line)) is not None:
+            if local["option"] != self._option:  # another function's trace
+                self._option_lines = 0
+            return line
+        self._option_lines -= 1
+        if "value=" in line:
+            return _local_value(line)
+        if self._option in line:
+            return _config_line(self._option).sub(_masked_group, line)
+        return line
 
     def fields(self, fields: dict[str, Any]) -> dict[str, Any]:
         """`fields` with every string value redacted; the same dict when nothing
