@@ -9,9 +9,9 @@ substring search per guard (one for the guards that share it, rare ones behind a
 one-character gate), and no regular expression. `BUILTIN_RULES` is the default table;
 the worker configuration can add rules (`redact.extra`) or drop the built-in ones.
 
-A rule's pattern may name a group `secret`: only that part of a match is replaced,
-the rest (the option, the key, the quotes) stays as it was; without one, the whole
-match is replaced.
+A rule's pattern may name a group `secret` (and a second, `secret2`): only that part
+of a match is replaced, the rest (the option, the key, the quotes) stays as it was;
+without one, the whole match is replaced.
 
 Every rule costs time linear in the text, within a small factor of the common line's:
 a text may have only so many places where rules are tried one by one (64 and one per
@@ -113,8 +113,8 @@ _SECRET_KEY_END = "(?:{})".format(
 
 
 _MYSQL_TOOLS = ("", "admin", "dump", "check", "import", "show", "slap")
-# mysql, mysqladmin, mysqldump, ...
-_MYSQL_TOOL = f"(?:{'|'.join(_MYSQL_TOOLS[1:])})?"
+# mysql, mysqladmin (named: it alone takes `password NEW`), mysqldump, ...
+_MYSQL_TOOL = f"(?:(?P<admin>admin)|{'|'.join(_MYSQL_TOOLS[2:])})?"
 # After a word: it does not end in a mysql command (one look-behind per width).
 _NOT_AFTER_MYSQL = "".join(rf"(?<!\bmysql{tool})" for tool in _MYSQL_TOOLS)
 # The words of a mysql command before its password, as few as can be
@@ -190,23 +190,22 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         r"(?:(?<=filter:tempauth[ \t])(?=user_)(?P<tempauth>))?+"
         rf"[\w.-]*+(?(tempauth)|{_SECRET_KEY_END})[ \t]++[\"']?" + _VALUE,
     ),
-    # mysql -uroot -psecret (the password is glued to -p), within the same command. A
-    # word that ends in another mysql command is not passed over: that command's own
-    # match (tried at its occurrence) reaches the same -p, and no word is read again
-    # from each of a run of "mysql mysql ...".
+    # mysql -uroot -psecret (the password is glued to -p), within the same command, and
+    # mysqladmin ... password NEW. A word that ends in another mysql command is not
+    # passed over: that command's own match (tried at its occurrence) reaches the same
+    # -p, and no word is read again from each of a run of "mysql mysql ...".
     _rule(
         "mysql_password",
         "mysql",
-        rf"\bmysql{_MYSQL_TOOL}{_MYSQL_WORDS}[ \t]++-p[\"']?" + _VALUE,
-        gate="q",
-    ),
-    # mysqladmin's own: mysqladmin -u root password NEW, and after the old one (-pOLD
-    # password NEW), which the rule above has masked by then. One guard with it: the
-    # lines that have it are tested once.
-    _rule(
-        "mysqladmin_password",
-        "mysql",
-        rf"\bmysqladmin{_MYSQL_WORDS}[ \t]++password[ \t]++[\"']?" + _VALUE,
+        rf"\bmysql{_MYSQL_TOOL}{_MYSQL_WORDS}"
+        # and mysqladmin's own: mysqladmin -u root password NEW
+        r"[ \t]++(?:-p|(?(admin)password[ \t]++|(?!)))[\"']?"
+        + _VALUE
+        # and its NEW after the old one: mysqladmin -pOLD password NEW (the words
+        # between are read once: the lazy repeat goes on from where it stopped)
+        + rf"(?(admin)(?:[\"']?{_MYSQL_WORDS}[ \t]++password[ \t]++[\"']?"
+        + _VALUE.replace("?P<secret>", "?P<secret2>")
+        + "))?",
         gate="q",
     ),
     # rabbitmqctl change_password USER PASSWORD, rabbitmqctl add_user USER PASSWORD
@@ -591,13 +590,17 @@ def _replace(rule: Rule, match: re.Match[str]) -> str:
 
 
 def _masked_group(match: re.Match[str], replacement: str = MASK) -> str:
-    """The match with its `secret` group replaced."""
-    start, end = match.span("secret")
+    """The match with its `secret` group replaced, and its `secret2` group if the
+    pattern has one (a second secret of one command)."""
     whole = match.group()
-    if start < 0:  # the group took no part in this match
-        return whole
     base = match.start()
-    return whole[: start - base] + replacement + whole[end - base :]
+    spans = [match.span("secret")]
+    if "secret2" in match.re.groupindex:
+        spans.append(match.span("secret2"))
+    for start, end in reversed(spans):
+        if start >= 0:  # the group took part in this match
+            whole = whole[: start - base] + replacement + whole[end - base :]
+    return whole
 
 
 def _sub(rule: Rule, text: str, haystack: str, budget: int) -> tuple[str, int]:
@@ -611,7 +614,7 @@ def _sub(rule: Rule, text: str, haystack: str, budget: int) -> tuple[str, int]:
     if rule.anchored:
         match_at = rule.pattern.match
         if rule.finder is None:
-            starts: Iterable[int] = _occurrences(haystack, rule.first)
+            starts: Iterable[int] = _occurrences(haystack, rule.first, lambda: done)
         else:
             starts = (found.start() for found in rule.finder.finditer(haystack))
         for start in starts:
@@ -648,11 +651,13 @@ def _masked_from(rule: Rule, text: str, haystack: str, start: int) -> str:
     return MASK + (text[end:] if end >= 0 else "")
 
 
-def _occurrences(text: str, literal: str) -> Iterator[int]:
+def _occurrences(text: str, literal: str, done: Callable[[], int]) -> Iterator[int]:
+    """Where `literal` occurs in `text`, from the end of what is `done` on (a match
+    that reaches a long line's end is not searched again)."""
     start = text.find(literal)
     while start >= 0:
         yield start
-        start = text.find(literal, start + 1)
+        start = text.find(literal, max(start + 1, done()))
 
 
 @lru_cache(maxsize=16)
