@@ -468,6 +468,37 @@ REAL_UNMARKED = [
         " fd53f7421b284708a731f1d3dc2a8d7d |",
         f"2013-09-27 18:27:29.012 | 2013-09-27 18:23:09 |   secret  | {MASK} |",
     ),
+    # devstacklog.txt.gz lines 9565, 9568, 9599, 9600: the EC2 credential row of
+    # `keystone ec2-credentials-list` as create_userrc.sh quotes it (tenant, access,
+    # secret); the secret is the one of line 9557's table
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:18:39.918 | + line='| admin  | 14cf5e11d58644f882a3519f489d5e1e |"
+        " 9e83a637e0c544aea3921c72b83d0c84 |'",
+        "2014-03-17 16:18:39.918 | + line='| admin  | 14cf5e11d58644f882a3519f489d5e1e |"
+        f" {MASK} |'",
+    ),
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:18:39.934 | ++ echo '|' admin '|' 14cf5e11d58644f882a3519f489d5e1e '|'"
+        " 9e83a637e0c544aea3921c72b83d0c84 '|'",
+        "2014-03-17 16:18:39.934 | ++ echo '|' admin '|' 14cf5e11d58644f882a3519f489d5e1e '|'"
+        f" {MASK} '|'",
+    ),
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:18:40.097 | + local 'line=| admin  | 14cf5e11d58644f882a3519f489d5e1e |"
+        " 9e83a637e0c544aea3921c72b83d0c84 |'",
+        "2014-03-17 16:18:40.097 | + local 'line=| admin  | 14cf5e11d58644f882a3519f489d5e1e |"
+        f" {MASK} |'",
+    ),
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:18:40.102 | + '[' -z '| admin  | 14cf5e11d58644f882a3519f489d5e1e |"
+        " 9e83a637e0c544aea3921c72b83d0c84 |' ']'",
+        "2014-03-17 16:18:40.102 | + '[' -z '| admin  | 14cf5e11d58644f882a3519f489d5e1e |"
+        f" {MASK} |' ']'",
+    ),
     (
         DEVSTACKLOG,
         "2014-03-17 16:18:48.315 | + add_entry 21244ef83e764b4886a41f1bf2abd092 demo"
@@ -524,6 +555,9 @@ def test_an_unclosed_quote_masks_the_first_word() -> None:
         "add_entry only three words",
         "++ '[' -n change_password_available=true ']'",
         "mysql keystone -e 'SELECT id, password FROM user'",  # mysqladmin's form only
+        # a table of ids printed as it is (no quote): not a credential row
+        "| 14cf5e11d58644f882a3519f489d5e1e | 9e83a637e0c544aea3921c72b83d0c84 | admin |",
+        "grep -E '^\\|[[:space:]]*(admin|3d13ec9f2c3244b1857f5517f0a6ba26)[[:space:]]*\\|'",
     ],
 )
 def test_lookalikes_are_kept(line: str) -> None:

@@ -105,6 +105,8 @@ _OPTION = r"[ \t]++[\"']?"
 # | key | value |: a row of the tables the openstack and keystone clients print (an EC2
 # credential's secret); the value is a cell's one word, so `cat secret | grep x` is not.
 _CELL = rf"[ \t]*+\|[ \t]*+(?=[^{_BLANK}\"',;&|]++[ \t]*+\|)"
+# A table cell of 32 hex digits (an id, an EC2 access key), quoted or not
+_HEX_CELL = r"[ \t']*+[0-9a-f]{32}[ \t']*+"
 # A configuration key that names a secret ends in one of these (iniset, sed): one
 # look-behind each, as each has one width.
 _SECRET_KEY_END = "(?:{})".format(
@@ -264,6 +266,19 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         rf"(?P<secret>[^{_BLANK}\"',]++)",
         ignore_case=True,
         gate="z",
+    ),
+    # An EC2 credential row of `keystone ec2-credentials-list` (| tenant | access |
+    # secret |) as devstack's create_userrc.sh quotes it: `line='| admin | 14cf... |
+    # 9e83... |'`, `echo '|' admin '|' 14cf... '|' 9e83... '|'`. The secret is the hex
+    # cell after another; the quoted row ends in the guard, and a row printed as a
+    # table (with no quote) is not this one (its `| secret | X |` form is, above).
+    Rule(
+        "ec2_credential_row",
+        "|'",
+        re.compile(rf"\|{_HEX_CELL}\|[ \t']*+(?P<secret>[0-9a-f]{{32}})(?=[ \t']*+\|)"),
+        anchored=True,
+        gate="|",
+        start="|",
     ),
     # AWS access key ids
     _rule("aws_access_key_id", "AKIA", r"\bAKIA[0-9A-Z]{16}\b", gate="K"),
