@@ -272,12 +272,18 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     # 9e83... |'`, `echo '|' admin '|' 14cf... '|' 9e83... '|'`. The secret is the hex
     # cell after another; the quoted row ends in the guard, and a row printed as a
     # table (with no quote) is not this one (its `| secret | X |` form is, above).
+    # Behind the quote gate of the rule above (as it, case aside: lower-case hex is all
+    # a client prints): the common line pays no test of its own for it.
     Rule(
         "ec2_credential_row",
         "|'",
-        re.compile(rf"\|{_HEX_CELL}\|[ \t']*+(?P<secret>[0-9a-f]{{32}})(?=[ \t']*+\|)"),
+        re.compile(
+            rf"\|{_HEX_CELL}\|[ \t']*+(?P<secret>[0-9a-f]{{32}})(?=[ \t']*+\|)",
+            re.ASCII | re.IGNORECASE,
+        ),
+        ignore_case=True,
         anchored=True,
-        gate="|",
+        gate="'",
         start="|",
     ),
     # AWS access key ids
