@@ -21,7 +21,10 @@ line of its last. Such a line is made of would-be secrets (no corpus line comes 
 masking more of it is the safe side.
 
 Private-key blocks span lines, so they are not a table rule: `Redactor` carries
-whether a block is open from one line to the next, across the events of one file.
+whether a block is open from one line to the next, across the events of one file. So
+is the window after a traced devstack iniset call whose option names a secret: the
+lines of iniset's own trace that print the value (`local value=...`, the config line
+it appends) name no secret themselves (`INISET_LINES`).
 """
 
 from __future__ import annotations
