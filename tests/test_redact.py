@@ -468,6 +468,37 @@ REAL_UNMARKED = [
         " fd53f7421b284708a731f1d3dc2a8d7d |",
         f"2013-09-27 18:27:29.012 | 2013-09-27 18:23:09 |   secret  | {MASK} |",
     ),
+    # devstacklog.txt.gz lines 9565, 9568, 9599, 9600: the EC2 credential row of
+    # `keystone ec2-credentials-list` as create_userrc.sh quotes it (tenant, access,
+    # secret); the secret is the one of line 9557's table
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:18:39.918 | + line='| admin  | 14cf5e11d58644f882a3519f489d5e1e |"
+        " 9e83a637e0c544aea3921c72b83d0c84 |'",
+        "2014-03-17 16:18:39.918 | + line='| admin  | 14cf5e11d58644f882a3519f489d5e1e |"
+        f" {MASK} |'",
+    ),
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:18:39.934 | ++ echo '|' admin '|' 14cf5e11d58644f882a3519f489d5e1e '|'"
+        " 9e83a637e0c544aea3921c72b83d0c84 '|'",
+        "2014-03-17 16:18:39.934 | ++ echo '|' admin '|' 14cf5e11d58644f882a3519f489d5e1e '|'"
+        f" {MASK} '|'",
+    ),
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:18:40.097 | + local 'line=| admin  | 14cf5e11d58644f882a3519f489d5e1e |"
+        " 9e83a637e0c544aea3921c72b83d0c84 |'",
+        "2014-03-17 16:18:40.097 | + local 'line=| admin  | 14cf5e11d58644f882a3519f489d5e1e |"
+        f" {MASK} |'",
+    ),
+    (
+        DEVSTACKLOG,
+        "2014-03-17 16:18:40.102 | + '[' -z '| admin  | 14cf5e11d58644f882a3519f489d5e1e |"
+        " 9e83a637e0c544aea3921c72b83d0c84 |' ']'",
+        "2014-03-17 16:18:40.102 | + '[' -z '| admin  | 14cf5e11d58644f882a3519f489d5e1e |"
+        f" {MASK} |' ']'",
+    ),
     (
         DEVSTACKLOG,
         "2014-03-17 16:18:48.315 | + add_entry 21244ef83e764b4886a41f1bf2abd092 demo"
@@ -524,6 +555,9 @@ def test_an_unclosed_quote_masks_the_first_word() -> None:
         "add_entry only three words",
         "++ '[' -n change_password_available=true ']'",
         "mysql keystone -e 'SELECT id, password FROM user'",  # mysqladmin's form only
+        # a table of ids printed as it is (no quote): not a credential row
+        "| 14cf5e11d58644f882a3519f489d5e1e | 9e83a637e0c544aea3921c72b83d0c84 | admin |",
+        "grep -E '^\\|[[:space:]]*(admin|3d13ec9f2c3244b1857f5517f0a6ba26)[[:space:]]*\\|'",
     ],
 )
 def test_lookalikes_are_kept(line: str) -> None:
@@ -731,3 +765,189 @@ def test_a_configured_rule_past_the_budget_masks_the_rest_of_the_text() -> None:
     text = "PIN 1234 " * 100 + "\nend"
     tried = CANDIDATES + len(text) // CANDIDATE_SPACING
     assert redact_text(text, rules) == f"PIN {MASK} " * tried + MASK
+
+
+# --- iniset's own trace ------------------------------------------------------------------
+# Old devstack traces iniset's body: the lines that print the value name no secret
+# themselves; the iniset call before them does.
+
+
+def redacted_lines(lines: list[str]) -> list[str]:
+    """Each line an event of one file, as a console log gives them."""
+    events = [Event(i, "2013-09-27T18:19:13Z", line) for i, line in enumerate(lines, 1)]
+    return [event.message for event in Redactor().events(events)]
+
+
+# console.html.gz lines 5667-5672
+ADMIN_TOKEN_TRACE = [
+    "2013-09-27 18:19:57.832 | 2013-09-27 18:19:13 + iniset /etc/keystone/keystone.conf"
+    " DEFAULT admin_token 111222333444",
+    "2013-09-27 18:19:57.879 | 2013-09-27 18:19:13 + local file=/etc/keystone/keystone.conf",
+    "2013-09-27 18:19:57.880 | 2013-09-27 18:19:13 + local section=DEFAULT",
+    "2013-09-27 18:19:57.951 | 2013-09-27 18:19:13 + local option=admin_token",
+    "2013-09-27 18:19:57.952 | 2013-09-27 18:19:13 + local value=111222333444",
+    "2013-09-27 18:19:57.998 | 2013-09-27 18:19:13 + grep -q '^\\[DEFAULT\\]'"
+    " /etc/keystone/keystone.conf",
+]
+ADMIN_TOKEN_MASKED = [
+    "2013-09-27 18:19:57.832 | 2013-09-27 18:19:13 + iniset /etc/keystone/keystone.conf"
+    f" DEFAULT admin_token {MASK}",
+    "2013-09-27 18:19:57.879 | 2013-09-27 18:19:13 + local file=/etc/keystone/keystone.conf",
+    "2013-09-27 18:19:57.880 | 2013-09-27 18:19:13 + local section=DEFAULT",
+    "2013-09-27 18:19:57.951 | 2013-09-27 18:19:13 + local option=admin_token",
+    f"2013-09-27 18:19:57.952 | 2013-09-27 18:19:13 + local value={MASK}",
+    "2013-09-27 18:19:57.998 | 2013-09-27 18:19:13 + grep -q '^\\[DEFAULT\\]'"
+    " /etc/keystone/keystone.conf",
+]
+
+# console.html.gz lines 6963-6979: a tempauth user, and the config line iniset appends
+TEMPAUTH_TRACE = [
+    "2013-09-27 18:21:06.251 | 2013-09-27 18:19:18 + iniset /etc/swift/proxy-server.conf"
+    " filter:tempauth user_swifttenanttest1_swiftusertest1 'testing .admin'",
+    "2013-09-27 18:21:06.251 | 2013-09-27 18:19:18 + local file=/etc/swift/proxy-server.conf",
+    "2013-09-27 18:21:06.346 | 2013-09-27 18:19:18 + local section=filter:tempauth",
+    "2013-09-27 18:21:06.374 | 2013-09-27 18:19:18 + local"
+    " option=user_swifttenanttest1_swiftusertest1",
+    "2013-09-27 18:21:06.448 | 2013-09-27 18:19:18 + local 'value=testing .admin'",
+    "2013-09-27 18:21:06.452 | 2013-09-27 18:19:18 + grep -q '^\\[filter:tempauth\\]'"
+    " /etc/swift/proxy-server.conf",
+    "2013-09-27 18:21:06.496 | 2013-09-27 18:19:18 + ini_has_option"
+    " /etc/swift/proxy-server.conf filter:tempauth user_swifttenanttest1_swiftusertest1",
+    "2013-09-27 18:21:06.533 | 2013-09-27 18:19:18 + local file=/etc/swift/proxy-server.conf",
+    "2013-09-27 18:21:06.575 | 2013-09-27 18:19:18 + local section=filter:tempauth",
+    "2013-09-27 18:21:06.619 | 2013-09-27 18:19:18 + local"
+    " option=user_swifttenanttest1_swiftusertest1",
+    "2013-09-27 18:21:06.680 | 2013-09-27 18:19:18 + local line",
+    "2013-09-27 18:21:07.065 | 2013-09-27 18:19:18 ++ sed -ne '/^\\[filter:tempauth\\]/,"
+    "/^\\[.*\\]/ { /^user_swifttenanttest1_swiftusertest1[ \\t]*=/ p; }'"
+    " /etc/swift/proxy-server.conf",
+    "2013-09-27 18:21:07.099 | 2013-09-27 18:19:18 + line=",
+    "2013-09-27 18:21:07.142 | 2013-09-27 18:19:18 + '[' -n '' ']'",
+    "2013-09-27 18:21:07.179 | 2013-09-27 18:19:18 + sed -i -e '/^\\[filter:tempauth\\]/ a\\",
+    "2013-09-27 18:21:07.180 | 2013-09-27 18:19:18 user_swifttenanttest1_swiftusertest1"
+    " = testing .admin",
+    "2013-09-27 18:21:07.221 | 2013-09-27 18:19:18 ' /etc/swift/proxy-server.conf",
+]
+# What changes, by index in TEMPAUTH_TRACE: the rest stays as it is
+TEMPAUTH_MASKED = {
+    0: "2013-09-27 18:21:06.251 | 2013-09-27 18:19:18 + iniset /etc/swift/proxy-server.conf"
+    f" filter:tempauth user_swifttenanttest1_swiftusertest1 '{MASK}'",
+    4: f"2013-09-27 18:21:06.448 | 2013-09-27 18:19:18 + local 'value={MASK}'",
+    15: "2013-09-27 18:21:07.180 | 2013-09-27 18:19:18 user_swifttenanttest1_swiftusertest1"
+    f" = {MASK} .admin",
+}
+
+# console.html.gz lines 11231-11235 and 11244-11246: an option that ends in "key"
+ENCRYPTION_KEY_TRACE = [
+    "2013-09-27 18:23:48.736 | 2013-09-27 18:20:50 + iniset /etc/heat/heat.conf DEFAULT"
+    " auth_encryption_key 3f083f6be0bce16961f5bd90315a0476",
+    "2013-09-27 18:23:48.768 | 2013-09-27 18:20:50 + local file=/etc/heat/heat.conf",
+    "2013-09-27 18:23:48.793 | 2013-09-27 18:20:50 + local section=DEFAULT",
+    "2013-09-27 18:23:48.794 | 2013-09-27 18:20:50 + local option=auth_encryption_key",
+    "2013-09-27 18:23:48.889 | 2013-09-27 18:20:50 + local value=3f083f6be0bce16961f5bd90315a0476",
+    "2013-09-27 18:23:49.101 | 2013-09-27 18:20:50 + line=",
+    "2013-09-27 18:23:49.126 | 2013-09-27 18:20:50 + '[' -n '' ']'",
+    "2013-09-27 18:23:49.126 | 2013-09-27 18:20:50 + sed -i -e '/^\\[DEFAULT\\]/ a\\",
+    "2013-09-27 18:23:49.127 | 2013-09-27 18:20:50 auth_encryption_key"
+    " = 3f083f6be0bce16961f5bd90315a0476",
+]
+ENCRYPTION_KEY_MASKED = [
+    "2013-09-27 18:23:48.736 | 2013-09-27 18:20:50 + iniset /etc/heat/heat.conf DEFAULT"
+    f" auth_encryption_key {MASK}",
+    "2013-09-27 18:23:48.768 | 2013-09-27 18:20:50 + local file=/etc/heat/heat.conf",
+    "2013-09-27 18:23:48.793 | 2013-09-27 18:20:50 + local section=DEFAULT",
+    "2013-09-27 18:23:48.794 | 2013-09-27 18:20:50 + local option=auth_encryption_key",
+    f"2013-09-27 18:23:48.889 | 2013-09-27 18:20:50 + local value={MASK}",
+    "2013-09-27 18:23:49.101 | 2013-09-27 18:20:50 + line=",
+    "2013-09-27 18:23:49.126 | 2013-09-27 18:20:50 + '[' -n '' ']'",
+    "2013-09-27 18:23:49.126 | 2013-09-27 18:20:50 + sed -i -e '/^\\[DEFAULT\\]/ a\\",
+    f"2013-09-27 18:23:49.127 | 2013-09-27 18:20:50 auth_encryption_key = {MASK}",
+]
+
+# console.html.gz lines 6222-6227: tempauth's own option, no user: nothing secret
+RESELLER_PREFIX_TRACE = [
+    "2013-09-27 18:20:29.260 | 2013-09-27 18:19:17 + iniset /etc/swift/proxy-server.conf"
+    " filter:tempauth reseller_prefix TEMPAUTH",
+    "2013-09-27 18:20:29.261 | 2013-09-27 18:19:17 + local file=/etc/swift/proxy-server.conf",
+    "2013-09-27 18:20:29.262 | 2013-09-27 18:19:17 + local section=filter:tempauth",
+    "2013-09-27 18:20:29.307 | 2013-09-27 18:19:17 + local option=reseller_prefix",
+    "2013-09-27 18:20:29.352 | 2013-09-27 18:19:17 + local value=TEMPAUTH",
+    "2013-09-27 18:20:29.400 | 2013-09-27 18:19:17 + grep -q '^\\[filter:tempauth\\]'"
+    " /etc/swift/proxy-server.conf",
+]
+
+
+def in_order_in(lines: list[str], path: Path) -> bool:
+    """Whether `lines` are lines of the file, one after the other (the file's own)."""
+    text = "\n".join(lines_of(path))
+    return all(line in text for line in lines) and text.find(lines[0]) < text.find(lines[-1])
+
+
+def test_the_value_iniset_traces_for_a_secret_option_is_masked() -> None:
+    assert in_order_in(ADMIN_TOKEN_TRACE, CONSOLE_HTML)
+    assert redacted_lines(ADMIN_TOKEN_TRACE) == ADMIN_TOKEN_MASKED
+
+
+def test_a_tempauth_user_is_masked_in_its_value_and_in_the_config_line() -> None:
+    assert in_order_in(TEMPAUTH_TRACE, CONSOLE_HTML)
+    expected = [TEMPAUTH_MASKED.get(i, line) for i, line in enumerate(TEMPAUTH_TRACE)]
+    assert redacted_lines(TEMPAUTH_TRACE) == expected
+
+
+def test_an_option_named_key_is_masked_in_its_value_and_in_the_config_line() -> None:
+    assert in_order_in(ENCRYPTION_KEY_TRACE, CONSOLE_HTML)
+    assert redacted_lines(ENCRYPTION_KEY_TRACE) == ENCRYPTION_KEY_MASKED
+
+
+def test_the_value_of_an_option_that_names_no_secret_is_kept() -> None:
+    assert in_order_in(RESELLER_PREFIX_TRACE, CONSOLE_HTML)
+    assert redacted_lines(RESELLER_PREFIX_TRACE) == RESELLER_PREFIX_TRACE
+
+
+@pytest.mark.parametrize(
+    ("between", "kept"),
+    [
+        (["+ local x=1"] * 30, True),  # past the window: not iniset's trace any more
+        (["+ local option=log_level"], True),  # another function's trace
+        (["+ iniset /etc/nova/nova.conf DEFAULT verbose True"], True),  # another call
+        (["+ local option=admin_password"], False),  # its own
+        (["+ local x=1"] * 20, False),
+    ],
+)
+def test_the_window_after_an_iniset_call_ends(between: list[str], kept: bool) -> None:
+    lines = ["+ iniset /etc/nova/nova.conf DEFAULT admin_password Tr0ub4dor3"]
+    lines += [*between, "+ local value=L0calVal"]
+    last = redacted_lines(lines)[-1]
+    assert last == ("+ local value=L0calVal" if kept else f"+ local value={MASK}")
+
+
+def test_the_trace_in_one_multi_line_event_is_masked() -> None:
+    message = "\n".join(ADMIN_TOKEN_TRACE)
+    (event,) = Redactor().events([Event(1, "2013-09-27T18:19:13Z", message)])
+    assert event.message == "\n".join(ADMIN_TOKEN_MASKED)
+
+
+def test_each_file_starts_with_no_iniset_window_open() -> None:
+    redactor = Redactor()
+    list(redactor.events([Event(1, "2013-09-27T18:19:13Z", ADMIN_TOKEN_TRACE[0])]))
+    (event,) = Redactor().events([Event(1, "2013-09-27T18:19:13Z", "+ local value=x")])
+    assert event.message == "+ local value=x"
+
+
+# mysqladmin's form with the old password first is not in the corpus: hand-written
+@pytest.mark.parametrize(
+    ("line", "masked"),
+    [
+        (
+            "+ sudo mysqladmin -uroot -pOldPw1 password NewPw2",
+            f"+ sudo mysqladmin -uroot -p{MASK} password {MASK}",
+        ),
+        (
+            "mysqladmin -u root -p'Old Pw' -h 127.0.0.1 password 'New Pw'",
+            f"mysqladmin -u root -p'{MASK}' -h 127.0.0.1 password '{MASK}'",
+        ),
+        ("mysqladmin -u root -p password NewPw3", f"mysqladmin -u root -p password {MASK}"),
+    ],
+)
+def test_mysqladmin_masks_the_old_and_the_new_password(line: str, masked: str) -> None:
+    assert redact_text(line) == masked

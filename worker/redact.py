@@ -9,9 +9,9 @@ substring search per guard (one for the guards that share it, rare ones behind a
 one-character gate), and no regular expression. `BUILTIN_RULES` is the default table;
 the worker configuration can add rules (`redact.extra`) or drop the built-in ones.
 
-A rule's pattern may name a group `secret`: only that part of a match is replaced,
-the rest (the option, the key, the quotes) stays as it was; without one, the whole
-match is replaced.
+A rule's pattern may name a group `secret` (and a second, `secret2`): only that part
+of a match is replaced, the rest (the option, the key, the quotes) stays as it was;
+without one, the whole match is replaced.
 
 Every rule costs time linear in the text, within a small factor of the common line's:
 a text may have only so many places where rules are tried one by one (64 and one per
@@ -21,7 +21,10 @@ line of its last. Such a line is made of would-be secrets (no corpus line comes 
 masking more of it is the safe side.
 
 Private-key blocks span lines, so they are not a table rule: `Redactor` carries
-whether a block is open from one line to the next, across the events of one file.
+whether a block is open from one line to the next, across the events of one file. So
+is the window after a traced devstack iniset call whose option names a secret: the
+lines of iniset's own trace that print the value (`local value=...`, the config line
+it appends) name no secret themselves (`INISET_LINES`).
 """
 
 from __future__ import annotations
@@ -105,6 +108,8 @@ _OPTION = r"[ \t]++[\"']?"
 # | key | value |: a row of the tables the openstack and keystone clients print (an EC2
 # credential's secret); the value is a cell's one word, so `cat secret | grep x` is not.
 _CELL = rf"[ \t]*+\|[ \t]*+(?=[^{_BLANK}\"',;&|]++[ \t]*+\|)"
+# A table cell of 32 hex digits (an id, an EC2 access key), quoted or not
+_HEX_CELL = r"[ \t']*+[0-9a-f]{32}[ \t']*+"
 # A configuration key that names a secret ends in one of these (iniset, sed): one
 # look-behind each, as each has one width.
 _SECRET_KEY_END = "(?:{})".format(
@@ -117,6 +122,10 @@ _MYSQL_TOOLS = ("", "admin", "dump", "check", "import", "show", "slap")
 _MYSQL_TOOL = f"(?:(?P<admin>admin)|{'|'.join(_MYSQL_TOOLS[2:])})?"
 # After a word: it does not end in a mysql command (one look-behind per width).
 _NOT_AFTER_MYSQL = "".join(rf"(?<!\bmysql{tool})" for tool in _MYSQL_TOOLS)
+# The words of a mysql command before its password, as few as can be
+_MYSQL_WORDS = rf"(?:[ \t]++[^{_BLANK}|;&]++{_NOT_AFTER_MYSQL}){{0,8}}?"
+# devstack's iniset [-sudo] FILE, then its SECTION and OPTION
+_INISET_FILE = r"iniset[ \t]++(?:-sudo[ \t]++)?\S++[ \t]++"
 
 
 def _keyword(guard: str, rest: str) -> str:
@@ -180,7 +189,7 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     _rule(
         "iniset",
         "iniset",
-        r"iniset[ \t]++(?:-sudo[ \t]++)?\S++[ \t]++\S++[ \t]++"
+        _INISET_FILE + r"\S++[ \t]++"
         # the key names a secret, or is one of swift's tempauth users (user_ACCOUNT_USER
         # = KEY GROUP...): the key is read once either way
         r"(?:(?<=filter:tempauth[ \t])(?=user_)(?P<tempauth>))?+"
@@ -193,10 +202,15 @@ BUILTIN_RULES: tuple[Rule, ...] = (
     _rule(
         "mysql_password",
         "mysql",
-        rf"\bmysql{_MYSQL_TOOL}"
-        rf"(?:[ \t]++[^{_BLANK}|;&]++{_NOT_AFTER_MYSQL}){{0,8}}?"
+        rf"\bmysql{_MYSQL_TOOL}{_MYSQL_WORDS}"
         # and mysqladmin's own: mysqladmin -u root password NEW
-        r"[ \t]++(?:-p|(?(admin)password[ \t]++|(?!)))[\"']?" + _VALUE,
+        r"[ \t]++(?:-p|(?(admin)password[ \t]++|(?!)))[\"']?"
+        + _VALUE
+        # and its NEW after the old one: mysqladmin -pOLD password NEW (the words
+        # between are read once: the lazy repeat goes on from where it stopped)
+        + rf"(?(admin)(?:[\"']?{_MYSQL_WORDS}[ \t]++password[ \t]++[\"']?"
+        + _VALUE.replace("?P<secret>", "?P<secret2>")
+        + "))?",
         gate="q",
     ),
     # rabbitmqctl change_password USER PASSWORD, rabbitmqctl add_user USER PASSWORD
@@ -255,6 +269,25 @@ BUILTIN_RULES: tuple[Rule, ...] = (
         rf"(?P<secret>[^{_BLANK}\"',]++)",
         ignore_case=True,
         gate="z",
+    ),
+    # An EC2 credential row of `keystone ec2-credentials-list` (| tenant | access |
+    # secret |) as devstack's create_userrc.sh quotes it: `line='| admin | 14cf... |
+    # 9e83... |'`, `echo '|' admin '|' 14cf... '|' 9e83... '|'`. The secret is the hex
+    # cell after another; the quoted row ends in the guard, and a row printed as a
+    # table (with no quote) is not this one (its `| secret | X |` form is, above).
+    # Behind the quote gate of the rule above (as it, case aside: lower-case hex is all
+    # a client prints): the common line pays no test of its own for it.
+    Rule(
+        "ec2_credential_row",
+        "|'",
+        re.compile(
+            rf"\|{_HEX_CELL}\|[ \t']*+(?P<secret>[0-9a-f]{{32}})(?=[ \t']*+\|)",
+            re.ASCII | re.IGNORECASE,
+        ),
+        ignore_case=True,
+        anchored=True,
+        gate="'",
+        start="|",
     ),
     # AWS access key ids
     _rule("aws_access_key_id", "AKIA", r"\bAKIA[0-9A-Z]{16}\b", gate="K"),
@@ -329,6 +362,50 @@ def _pem(text: str, open_lines: int) -> tuple[str, int]:
         if open_lines or PEM_GUARD in line:  # the other lines of a traceback: as they are
             lines[i], open_lines = _pem_line(line, open_lines)
     return "\n".join(lines), open_lines
+
+
+# -- devstack's iniset, traced ------------------------------------------------------------
+
+# Old devstack traces iniset's body: `+ local option=admin_password`, then `+ local
+# value=secret` (and, for a new option, the config line it appends: `user_x = pw .admin`),
+# lines that name no secret themselves. The iniset call traced before them does: it
+# opens a window of this many lines where its option's value is masked (iniset's body
+# for a new option in a new section is 20 lines).
+INISET_LINES = 24
+_INISET_CALL = re.compile(_INISET_FILE + r"(?P<section>\S++)[ \t]++(?P<option>[\w.-]++)", re.ASCII)
+_SECRET_NAME = re.compile(rf"[\w.-]*+{_SECRET_KEY_END}", re.ASCII)
+_LOCAL_OPTION = re.compile(r"\blocal[ \t]++'?option=(?P<option>[\w.-]++)", re.ASCII)
+_LOCAL_VALUE = re.compile(r"\blocal[ \t]++(?P<quote>'?)value=", re.ASCII)
+
+
+def _names_secret(section: str, option: str) -> bool:
+    """The iniset rule's test: the option names a secret, or is a swift tempauth user."""
+    if section == "filter:tempauth" and option.startswith("user_"):
+        return True
+    return _SECRET_NAME.fullmatch(option) is not None
+
+
+@lru_cache(maxsize=64)
+def _config_line(option: str) -> re.Pattern[str]:
+    """`option = VALUE` as a config file has it: its first word is the secret (a
+    tempauth user's password, before the user's groups)."""
+    return re.compile(
+        rf"(?<![\w.-]){re.escape(option)}[ \t]*+=[ \t]*+(?P<secret>[^{_BLANK}\"']++)", re.ASCII
+    )
+
+
+def _local_value(line: str) -> str:
+    """A `local value=...` line with the value masked (quoted by xtrace when it has
+    blanks: up to the closing quote)."""
+    found = _LOCAL_VALUE.search(line)
+    if found is None:
+        return line
+    value = line[found.end() :].rstrip()
+    if found.group("quote") and value.endswith("'"):
+        value = value[:-1]
+    if not value:
+        return line
+    return line[: found.end()] + MASK + line[found.end() + len(value) :]
 
 
 # -- applying a table ---------------------------------------------------------------------
@@ -533,12 +610,21 @@ def _key_test(key: str, rules: list[Rule]) -> tuple[str, str, str]:
 def _replace(rule: Rule, match: re.Match[str]) -> str:
     if "secret" not in rule.pattern.groupindex:
         return rule.replacement
-    start, end = match.span("secret")
+    return _masked_group(match, rule.replacement)
+
+
+def _masked_group(match: re.Match[str], replacement: str = MASK) -> str:
+    """The match with its `secret` group replaced, and its `secret2` group if the
+    pattern has one (a second secret of one command)."""
     whole = match.group()
-    if start < 0:  # the group took no part in this match
-        return whole
     base = match.start()
-    return whole[: start - base] + rule.replacement + whole[end - base :]
+    spans = [match.span("secret")]
+    if "secret2" in match.re.groupindex:
+        spans.append(match.span("secret2"))
+    for start, end in reversed(spans):
+        if start >= 0:  # the group took part in this match
+            whole = whole[: start - base] + replacement + whole[end - base :]
+    return whole
 
 
 def _sub(rule: Rule, text: str, haystack: str, budget: int) -> tuple[str, int]:
@@ -552,7 +638,7 @@ def _sub(rule: Rule, text: str, haystack: str, budget: int) -> tuple[str, int]:
     if rule.anchored:
         match_at = rule.pattern.match
         if rule.finder is None:
-            starts: Iterable[int] = _occurrences(haystack, rule.first)
+            starts: Iterable[int] = _occurrences(haystack, rule.first, lambda: done)
         else:
             starts = (found.start() for found in rule.finder.finditer(haystack))
         for start in starts:
@@ -589,11 +675,13 @@ def _masked_from(rule: Rule, text: str, haystack: str, start: int) -> str:
     return MASK + (text[end:] if end >= 0 else "")
 
 
-def _occurrences(text: str, literal: str) -> Iterator[int]:
+def _occurrences(text: str, literal: str, done: Callable[[], int]) -> Iterator[int]:
+    """Where `literal` occurs in `text`, from the end of what is `done` on (a match
+    that reaches a long line's end is not searched again)."""
     start = text.find(literal)
     while start >= 0:
         yield start
-        start = text.find(literal, start + 1)
+        start = text.find(literal, max(start + 1, done()))
 
 
 @lru_cache(maxsize=16)
@@ -613,8 +701,10 @@ def redact_text(text: str, rules: RuleSet = DEFAULT_RULES) -> str:
 class Redactor:
     """Redacts the events of one file in order: the message and every string field.
 
-    The one state kept from event to event is an open private-key block, whose lines
-    may each be an event of their own (a console log) or lines of one event.
+    The state kept from event to event: an open private-key block, whose lines may
+    each be an event of their own (a console log) or lines of one event, and the
+    window after a traced iniset call whose option names a secret (`INISET_LINES`).
+    `_carry` says whether either is open: the common line tests that alone.
     """
 
     # Field values repeat (levels, modules, hosts): each distinct one is redacted once,
@@ -629,6 +719,9 @@ class Redactor:
     def __init__(self, rules: RuleSet = DEFAULT_RULES) -> None:
         self.rules = rules
         self._pem_lines = 0
+        self._option = ""  # the option of the open iniset window
+        self._option_lines = 0  # how many more lines it spans
+        self._carry = False
         self._clean: set[Any] = set()
         self._repeated: dict[str, str] = {}
 
@@ -648,15 +741,15 @@ class Redactor:
             if len(text) < long_text:
                 lowered = text.translate(ascii_lower) if longer in text else text.lower()
                 found = present(text, lowered)
-                if found or self._pem_lines:
+                if found or self._carry:
                     event.message = self._message(text, lowered, self.rules.ordered(found))
-            elif self._pem_lines:
+            elif self._carry:
                 event.message = self.message(text)
             else:
                 cached = repeated.get(text)
                 if cached is None:
                     cached = self.message(text)
-                    if not self._pem_lines and PEM_GUARD not in text:  # as anywhere else
+                    if not self._carry and PEM_GUARD not in text:  # as anywhere else
                         if len(repeated) >= self.REPEATED_SIZE:
                             repeated.clear()
                         repeated[text] = cached
@@ -684,9 +777,40 @@ class Redactor:
             if masked != text:
                 text = masked
                 lowered = _lower(text)
-        if not found:
-            return text
-        return rules.apply(text, lowered, found)
+        if found:
+            text = rules.apply(text, lowered, found)
+        # The names are looked for as the rules leave them: they mask values only.
+        if self._option_lines or "iniset" in found:
+            text = self._iniset_trace(text)
+        self._carry = bool(self._pem_lines or self._option_lines)
+        return text
+
+    def _iniset_trace(self, text: str) -> str:
+        if "\n" not in text:
+            return self._iniset_line(text)
+        return "\n".join(self._iniset_line(line) for line in text.split("\n"))
+
+    def _iniset_line(self, line: str) -> str:
+        """`line` with the value of the open iniset window's option masked; an iniset
+        call whose option names a secret opens a window, the trace of another option
+        closes it. (Only the call can open one: the trace of its option, the common
+        line to look at, holds no guard.)"""
+        if "iniset" in line and (call := _INISET_CALL.search(line)) is not None:
+            secret = _names_secret(call["section"], call["option"])
+            self._option, self._option_lines = call["option"], INISET_LINES if secret else 0
+            return line
+        if not self._option_lines:
+            return line
+        if "option=" in line and (local := _LOCAL_OPTION.search(line)) is not None:
+            if local["option"] != self._option:  # another function's trace
+                self._option_lines = 0
+            return line
+        self._option_lines -= 1
+        if "value=" in line:
+            return _local_value(line)
+        if self._option in line:
+            return _config_line(self._option).sub(_masked_group, line)
+        return line
 
     def fields(self, fields: dict[str, Any]) -> dict[str, Any]:
         """`fields` with every string value redacted; the same dict when nothing
