@@ -116,6 +116,10 @@ SCHEMA: tuple[str, ...] = (
     # By message and file: a fingerprint query (phrases AND file fields) is a seek per
     # message and file and a count of index entries, no row read.
     "CREATE INDEX IF NOT EXISTS lines_mid ON lines (mid, fs)",
+    # By file: a query with no message term restricted to a build or file (classify's
+    # error lines, the report's per build) reads that build's lines, not all of them:
+    # 1.4 s -> 0.16 s for a build of 139k lines among 1.1 M, for 8 % of the database.
+    "CREATE INDEX IF NOT EXISTS lines_fs ON lines (fs)",
     "CREATE TABLE IF NOT EXISTS messages (\n"
     "  mid INTEGER PRIMARY KEY,\n"
     "  hash INTEGER NOT NULL,\n"
