@@ -552,6 +552,12 @@ HANDMADE_HITS: list[tuple[str, set[int]]] = [
     ("c AND (foo OR NOT baz)", {1}),
     ('message:"..." AND tags:console', {0, 2, 3}),  # analysed away: the clause drops out
     ("message:c^2 AND tags:console", {0, 2}),  # a boost changes no hit
+    # several terms on one text field: one predicate on SQLite
+    ("build_name:(tempest neutron)", {0, 1, 2, 3}),
+    ("build_name:(python36 OR full) AND tags:console", {2, 3}),
+    ("tags:(screen syslog)", {1, 4}),
+    ("project:(specs neutron) -message:foo", {2}),
+    ("build_name:(python36 full) OR message:baz", {0, 1, 2, 3}),
     # analysis of message
     ("message:foo-bar", {1, 2, 4}),  # foo OR bar
     ('message:"foo-bar"', {4}),

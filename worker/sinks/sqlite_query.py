@@ -119,7 +119,10 @@ def translate(query: str) -> SqlCondition:
     return compile_query(parse(query))
 
 
-def compile_query(query: Query) -> SqlCondition:
+def compile_query(query: Query | AnyTerm) -> SqlCondition:
+    if isinstance(query, AnyTerm):
+        spec = orjson.dumps(_text_spec(query)).decode()
+        return _on_strings(query.field, "lucene_text(?, {v})", (spec,))
     if isinstance(query, MatchAll):
         return MATCH_ALL
     if isinstance(query, MatchNone):
@@ -153,7 +156,7 @@ def _boolean(query: Bool) -> SqlCondition:
     if query.must:
         positive = _and([compile_query(q) for q in query.must])
     elif query.should:
-        positive = _or([compile_query(q) for q in query.should])
+        positive = _or([compile_query(q) for q in _terms_merged(query.should)])
     else:
         positive = MATCH_ALL
     if not query.must_not:
@@ -165,6 +168,36 @@ def _boolean(query: Bool) -> SqlCondition:
         # Every document has a fieldsets row: not in these files is in the others.
         return _and([positive, _of_files(f"NOT ({excluded.files})", excluded.params)])
     return _and([positive, SqlCondition(f"NOT ({excluded.sql})", excluded.params)])
+
+
+def _terms_merged(clauses: Sequence[Query]) -> list[Query | AnyTerm]:
+    """Alternative terms on one text field (`build_uuid:(a b c ...)`) as one predicate
+    of several terms: one call of lucene_text a value, not one per term (a report
+    restricts its queries to 250 builds at a time)."""
+    by_field: dict[Field, list[Term]] = {}
+    others: list[Query | AnyTerm] = []
+    for clause in clauses:
+        if (
+            isinstance(clause, Term)
+            and clause.field.mapping.kind is Kind.TEXT
+            and clause.field.path != FTS_FIELD
+        ):
+            by_field.setdefault(clause.field, []).append(clause)
+        else:
+            others.append(clause)
+    merged: list[Query | AnyTerm] = [
+        terms[0] if len(terms) == 1 else AnyTerm(field, tuple(str(t.value) for t in terms))
+        for field, terms in by_field.items()
+    ]
+    return [*others, *merged]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyTerm:
+    """Any of several tokens on one text field (other than message)."""
+
+    field: Field
+    values: tuple[str, ...]
 
 
 def _joined(operator: str, conditions: Sequence[SqlCondition]) -> SqlCondition:
@@ -279,9 +312,11 @@ def _glob(parts: Sequence[str]) -> tuple[str, str]:
 # -- other analyzed fields: one Python evaluation ----------------------------------------
 
 
-def _text_spec(query: FieldQuery) -> list[object]:
+def _text_spec(query: FieldQuery | AnyTerm) -> list[object]:
     if isinstance(query, Term):
         return ["term", query.value]
+    if isinstance(query, AnyTerm):
+        return ["terms", sorted(set(query.values))]
     if isinstance(query, Phrase):
         return ["phrase", list(query.terms), query.slop]
     if isinstance(query, Prefix):
@@ -307,6 +342,14 @@ def _value_tokens(value: str) -> tuple[str, ...]:
     return tuple(tokens(value))
 
 
+@lru_cache(maxsize=1024)
+def _parsed_spec(spec: str) -> list[Any]:
+    operator, *arguments = orjson.loads(spec)
+    if operator == "terms":
+        arguments = [frozenset(arguments[0])]
+    return [operator, *arguments]
+
+
 @lru_cache(maxsize=65536)
 def text_match(spec: str, value: str | None) -> bool:
     """Whether an analyzed predicate (`spec`, from _text_spec) matches one value of a
@@ -314,13 +357,14 @@ def text_match(spec: str, value: str | None) -> bool:
     answers are cached."""
     if value is None:
         return False
-    terms = _value_tokens(value)
-    operator, *arguments = orjson.loads(spec)
+    operator, *arguments = _parsed_spec(spec)
     if operator == "value_regexp":
         return _regexp(arguments[0]).fullmatch(value) is not None
     terms = _value_tokens(value)
     if operator == "term":
         return arguments[0] in terms
+    if operator == "terms":
+        return not arguments[0].isdisjoint(terms)
     if operator == "phrase":
         return _phrase_in(terms, tuple(arguments[0]), arguments[1])
     if operator == "prefix":
